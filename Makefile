@@ -1,0 +1,22 @@
+# The two commands: `make demo` and `make test`. Both create .venv on a fresh machine.
+.PHONY: demo test test-fast env bench clean
+
+env:
+	./scripts/bootstrap
+
+demo: env
+	.venv/bin/edgerec demo --out out/demo
+
+test: env
+	.venv/bin/python -m pytest -q
+
+test-fast: env
+	.venv/bin/python -m pytest -q -m "not slow"
+
+bench: env
+	.venv/bin/python benchmarks/train_throughput.py
+	.venv/bin/python benchmarks/export_latency.py
+	.venv/bin/python benchmarks/runtime_overhead.py
+
+clean:
+	rm -rf out .pytest_cache
