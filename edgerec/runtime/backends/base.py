@@ -1,0 +1,63 @@
+"""The interface every backend implements."""
+
+from __future__ import annotations
+
+import importlib.util
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+
+from ...bundle import Artifact
+
+__all__ = ["Backend"]
+
+
+class Backend(ABC):
+    """Raw tensor in, raw tensor out. Quantization and layout are the caller's (see ``adapters``)."""
+
+    name: str = ""
+    module: str = ""  # importable module that provides it
+    package: str = ""  # pip package name for the error message
+    extra: str = ""  # edgerec extra that installs it
+
+    def __init__(self, path: Path, artifact: Artifact, *, threads: int | None = None, device: str | None = None):
+        self.path = Path(path)
+        self.artifact = artifact
+        self.threads = threads
+        self.device = device
+
+    @classmethod
+    def is_installed(cls) -> bool:
+        try:
+            return importlib.util.find_spec(cls.module) is not None
+        except (ImportError, ValueError):
+            return False
+
+    @property
+    @abstractmethod
+    def input_shape(self) -> tuple[int, ...]: ...
+
+    @property
+    @abstractmethod
+    def input_dtype(self) -> np.dtype: ...
+
+    @abstractmethod
+    def invoke(self, x: np.ndarray) -> np.ndarray:
+        """Run one batch; returns the first output."""
+
+    @property
+    def version(self) -> str:
+        return ""
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.path.name}, threads={self.threads})"

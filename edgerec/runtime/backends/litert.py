@@ -1,0 +1,76 @@
+"""LiteRT (TensorFlow Lite): ``ai_edge_litert``, falling back to ``tflite_runtime``, then ``tensorflow.lite``."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+import numpy as np
+
+from ...errors import BackendError, MissingDependencyError
+from .base import Backend
+
+__all__ = ["LiteRTBackend"]
+
+# Interpreter providers, best first: the maintained runtime, its obsolete predecessor, full TensorFlow.
+_PROVIDERS = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter", "tensorflow.lite")
+
+
+def _interpreter_module():
+    for name in _PROVIDERS:
+        try:
+            if importlib.util.find_spec(name.split(".")[0]) is None:
+                continue
+            return importlib.import_module(name), name.split(".")[0]
+        except ImportError:
+            continue
+    raise MissingDependencyError("ai-edge-litert", "litert", purpose="running .tflite models")
+
+
+class LiteRTBackend(Backend):
+    name = "litert"
+    module = "ai_edge_litert"
+    package = "ai-edge-litert"
+    extra = "litert"
+
+    @classmethod
+    def is_installed(cls) -> bool:
+        return any(importlib.util.find_spec(p.split(".")[0]) is not None for p in _PROVIDERS)
+
+    def __init__(self, path, artifact, *, threads=None, device=None):
+        super().__init__(path, artifact, threads=threads, device=device)
+        mod, self.provider = _interpreter_module()
+        Interpreter = getattr(mod, "Interpreter")
+        try:
+            self._interp = Interpreter(model_path=str(self.path), num_threads=threads)
+            self._interp.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise BackendError(f"LiteRT could not load {self.path}: {exc}") from exc
+        self._in = self._interp.get_input_details()[0]
+        self._out = self._interp.get_output_details()[0]
+        self._batch = int(self._in["shape"][0])
+
+    @property
+    def input_shape(self):
+        return tuple(int(d) for d in self._in["shape"])
+
+    @property
+    def input_dtype(self):
+        return np.dtype(self._in["dtype"])
+
+    @property
+    def version(self) -> str:
+        mod = importlib.import_module(self.provider)
+        return f"{self.provider} {getattr(mod, '__version__', '?')}"
+
+    def invoke(self, x: np.ndarray) -> np.ndarray:
+        if x.shape[0] != self._batch:
+            self._interp.resize_tensor_input(self._in["index"], list(x.shape))
+            self._interp.allocate_tensors()
+            self._batch = x.shape[0]
+        self._interp.set_tensor(self._in["index"], x)
+        self._interp.invoke()
+        return self._interp.get_tensor(self._out["index"])
+
+    def close(self) -> None:
+        self._interp = None

@@ -1,0 +1,67 @@
+"""ONNX Runtime: CPU here; CUDA/TensorRT execution providers when the install has them (Jetson)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...errors import BackendError
+from .base import Backend
+
+__all__ = ["OrtBackend"]
+
+_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(uint8)": np.uint8, "tensor(int8)": np.int8}
+# Preference order when device="auto"/None: accelerators first, CPU always last.
+_PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+class OrtBackend(Backend):
+    name = "onnxruntime"
+    module = "onnxruntime"
+    package = "onnxruntime"
+    extra = "onnx"
+
+    def __init__(self, path, artifact, *, threads=None, device=None):
+        super().__init__(path, artifact, threads=threads, device=device)
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        available = ort.get_available_providers()
+        if device in (None, "auto"):
+            providers = [p for p in _PROVIDER_ORDER if p in available]
+        else:
+            wanted = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider"}
+            p = wanted.get(device.lower(), device)
+            if p not in available:
+                raise BackendError(f"ONNX Runtime provider {p} is not available here", hint=f"available: {', '.join(available)}")
+            providers = [p, "CPUExecutionProvider"] if p != "CPUExecutionProvider" else [p]
+        try:
+            self._sess = ort.InferenceSession(str(self.path), sess_options=opts, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own unexported exception types
+            raise BackendError(f"ONNX Runtime could not load {self.path}: {exc}") from exc
+        self._in = self._sess.get_inputs()[0]
+        self._out_name = self._sess.get_outputs()[0].name
+        self.providers = self._sess.get_providers()
+
+    @property
+    def input_shape(self):
+        return tuple(d if isinstance(d, int) else 1 for d in self._in.shape)
+
+    @property
+    def input_dtype(self):
+        return np.dtype(_TYPES.get(self._in.type, np.float32))
+
+    @property
+    def version(self) -> str:
+        import onnxruntime as ort
+
+        return f"onnxruntime {ort.__version__} ({self.providers[0]})"
+
+    def invoke(self, x: np.ndarray) -> np.ndarray:
+        return self._sess.run([self._out_name], {self._in.name: x})[0]
+
+    def close(self) -> None:
+        self._sess = None
