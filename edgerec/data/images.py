@@ -1,0 +1,160 @@
+"""Reading images: any file a camera, phone or scanner writes, as (H, W, 3) uint8 RGB.
+
+Truncated files are errors, never silently padded with grey (Pillow's ``LOAD_TRUNCATED_IMAGES``
+stays False and every read decodes the whole image). Modes are converted explicitly:
+
+=========================  =============================================================
+mode                       becomes
+=========================  =============================================================
+``1``, ``L``, ``P``        RGB (palette expanded)
+``LA``, ``PA``, ``RGBA``   composited on white (transparent pixels turn white, not black)
+``P`` with transparency    as RGBA
+``I;16*``, ``I``           16-bit range scaled to 0..255 (``value // 257``)
+``F``                      clipped to 0..255
+``CMYK``, ``YCbCr``, ...   Pillow's conversion to RGB
+=========================  =============================================================
+
+EXIF orientation is applied, so a phone picture stands the way it was taken.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DataError
+
+__all__ = ["IMAGE_EXTENSIONS", "read_image", "is_image_file", "ImageInfo", "probe_image"]
+
+# Extensions we try to decode; anything else in a class folder is listed as skipped.
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".pnm"}
+)
+
+
+def is_image_file(path: str | Path) -> bool:
+    """True when the extension is one edgerec reads (case-insensitive)."""
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _open(path: Path):
+    """Open and fully decode ``path`` with Pillow; any failure is a ``DataError`` with the reason."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise DataError(f"image not found: {path}", hint="check the path") from None
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if size == 0:
+        raise DataError(f"{path} is empty (0 bytes)", hint="delete or replace the file")
+    try:
+        im = Image.open(path)
+        im.load()  # decodes everything: a truncated file raises here instead of coming back half grey
+        ImageOps.exif_transpose(im, in_place=True)
+    except UnidentifiedImageError:
+        raise DataError(f"{path} is not an image Pillow can read", hint="delete the file or convert it to PNG/JPEG") from None
+    except Image.DecompressionBombError as exc:
+        raise DataError(f"{path} is too large to decode safely: {exc}", hint="downscale the file") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # Pillow's ways of saying "broken"
+        reason = str(exc) or type(exc).__name__
+        if "truncated" in reason.lower() or isinstance(exc, EOFError):
+            raise DataError(f"{path} is truncated ({reason})", hint="re-copy or re-export the file") from exc
+        raise DataError(f"{path} is corrupt ({reason})", hint="delete or replace the file") from exc
+    return im
+
+
+def _to_rgb(im) -> np.ndarray:
+    """Pillow image in any mode -> (H, W, 3) uint8 RGB."""
+    from PIL import Image
+
+    mode = im.mode
+    if mode == "RGB":
+        return np.asarray(im, dtype=np.uint8)
+    if mode.startswith("I;16") or mode == "I":
+        arr = np.asarray(im)
+        arr = arr.astype(np.uint32 if mode != "I" else np.int64)
+        arr = np.clip(arr, 0, 65535) // 257  # 65535 -> 255, keeps the tonal range of 16-bit scans
+        gray = arr.astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if mode == "F":
+        gray = np.clip(np.asarray(im, dtype=np.float32), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if mode == "P" and "transparency" in im.info:
+        im, mode = im.convert("RGBA"), "RGBA"
+    if mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"), dtype=np.uint8)
+    return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file as an (H, W, 3) uint8 RGB array.
+
+    Grayscale, palette, RGBA/LA (composited on white), 16-bit and CMYK images are converted;
+    EXIF orientation is applied. An empty, truncated, corrupt or missing file raises ``DataError``.
+
+    >>> img = read_image("digits/3/0007.png")   # doctest: +SKIP
+    >>> img.shape, img.dtype                      # doctest: +SKIP
+    ((32, 32, 3), dtype('uint8'))
+    """
+    path = Path(path)
+    im = _open(path)
+    try:
+        return _to_rgb(im)
+    finally:
+        im.close()
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageInfo:
+    """What ``probe_image`` learns about one file; ``error`` is None when the file decodes."""
+
+    path: Path
+    nbytes: int
+    error: str | None = None
+    kind: str | None = None  # "empty" | "truncated" | "corrupt" | "unreadable" when error is set
+    mode: str | None = None
+    width: int = 0
+    height: int = 0
+    format: str | None = None
+    sha256: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def probe_image(path: str | Path, *, digest: bool = False) -> ImageInfo:
+    """Decode ``path`` fully and report its mode, size and problems without raising.
+
+    ``digest=True`` also hashes the file's bytes (SHA-256) to find exact duplicates.
+    """
+    path = Path(path)
+    try:
+        nbytes = path.stat().st_size
+    except OSError as exc:
+        return ImageInfo(path, 0, error=str(exc.strerror or exc), kind="unreadable")
+    sha = None
+    if digest:
+        try:
+            sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        except OSError as exc:
+            return ImageInfo(path, nbytes, error=str(exc.strerror or exc), kind="unreadable")
+    try:
+        im = _open(path)
+    except DataError as exc:
+        text = exc.message
+        kind = "empty" if nbytes == 0 else "truncated" if " is truncated" in text else "corrupt"
+        # keep only the reason, the path is reported beside it
+        reason = text.replace(str(path), "").strip()
+        return ImageInfo(path, nbytes, error=reason, kind=kind, sha256=sha)
+    try:
+        return ImageInfo(path, nbytes, mode=im.mode, width=im.width, height=im.height, format=im.format, sha256=sha)
+    finally:
+        im.close()
