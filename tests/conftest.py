@@ -12,3 +12,4 @@ os.environ.setdefault("MKL_NUM_THREADS", "2")
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _fixtures.common import *  # noqa: E402,F401,F403
+from _fixtures.data import *  # noqa: E402,F401,F403
