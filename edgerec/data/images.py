@@ -152,7 +152,7 @@ def probe_image(path: str | Path, *, digest: bool = False) -> ImageInfo:
         text = exc.message
         kind = "empty" if nbytes == 0 else "truncated" if " is truncated" in text else "corrupt"
         # keep only the reason, the path is reported beside it
-        reason = text.replace(str(path), "").strip()
+        reason = text.replace(str(path), "").strip().removeprefix("is ")
         return ImageInfo(path, nbytes, error=reason, kind=kind, sha256=sha)
     try:
         return ImageInfo(path, nbytes, mode=im.mode, width=im.width, height=im.height, format=im.format, sha256=sha)
