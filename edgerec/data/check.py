@@ -24,7 +24,7 @@ from .images import ImageInfo, probe_image
 
 __all__ = ["CheckReport", "check_dataset", "MIN_IMAGES_PER_CLASS", "TINY_SIDE", "MAX_ASPECT"]
 
-MIN_IMAGES_PER_CLASS = 200  # the figure practitioners quote for a usable class (also Edge Impulse's advice)
+MIN_IMAGES_PER_CLASS = 200  # the per-class minimum practitioners commonly quote
 TINY_SIDE = 32  # below this many pixels on a side, an image carries little for a 224 px model
 MAX_ASPECT = 4.0  # longer side over shorter side; beyond it a centre crop loses most of the image
 _LIST_LIMIT = 20  # rows of skipped files printed; the JSON has all

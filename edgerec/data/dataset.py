@@ -234,7 +234,7 @@ def _scan_csv(csv_path: Path, multi_label: bool) -> _Scan:
         if not raw_path:
             raise DataError(f"{csv_path}:{line}: empty path", hint="every row needs a file path in the 'path' column")
         raw_label = (row.get(label_col) or "").strip()
-        labels = tuple(x.strip() for x in raw_label.split(";") if x.strip())
+        labels = tuple(dict.fromkeys(x.strip() for x in raw_label.split(";") if x.strip()))  # ordered, unique
         if not multi_label:
             if not labels:
                 raise DataError(f"{csv_path}:{line}: no label for {raw_path}",
