@@ -1,0 +1,129 @@
+"""``edgerec train`` and ``edgerec eval``: parse flags, call ``edgerec.train``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..errors import ConfigError
+
+__all__ = ["train_main", "eval_main", "parse_train_args"]
+
+_EXAMPLES = """examples:
+  edgerec data digits data/digits
+  edgerec train data/digits --out runs/digits --config train/digits.yaml --qat --ptq
+  edgerec train photos/ --out runs/flowers --model efficientnet_b0 --img-size 224 --epochs 15 --qat
+  edgerec train photos/ --out runs/f --config my.yaml --set augment.hflip=true --set qat_cfg.epochs=2
+  torchrun --nproc_per_node 4 -m edgerec train photos/ --out runs/ddp     (data-parallel on 4 GPUs)
+"""
+
+
+def _build_train_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="edgerec train", description="Transfer learning (+ QAT/PTQ int8) from a folder of labelled images into a run folder.",
+        epilog=_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("data", nargs="?", help="ImageFolder, train/ val/ test/ folders, or a CSV path,label[,split]")
+    p.add_argument("--out", help="run folder to create (written atomically)")
+    p.add_argument("--config", help="YAML recipe (any key below; flags override it), e.g. train/digits.yaml")
+    p.add_argument("--model", help="mobilenet_v3_small (default), mobilenet_v3_large, mobilenet_v2, efficientnet_b0, resnet18")
+    p.add_argument("--weights", help="imagenet (default), none (from scratch) or PATH to a backbone state dict")
+    p.add_argument("--img-size", type=int, dest="img_size")
+    p.add_argument("--epochs", type=int, help="fine-tuning epochs (after the head-only epochs)")
+    p.add_argument("--head-epochs", type=int, dest="head_epochs", help="frozen-backbone epochs with pretrained weights")
+    p.add_argument("--batch-size", type=int, dest="batch_size")
+    p.add_argument("--lr", type=float, help="peak learning rate of fine-tuning")
+    p.add_argument("--optimizer", choices=("sgd", "adamw"))
+    p.add_argument("--balance", choices=("weighted", "sampler", "none"), help="class-weighted loss or balanced sampling")
+    p.add_argument("--patience", type=int, help="early stopping after N epochs without val improvement (0: off)")
+    p.add_argument("--qat", action="store_true", default=None, help="quantization-aware fine-tuning into quantized.pt2")
+    p.add_argument("--ptq", action="store_true", default=None, help="post-training quantization (reported as int8_ptq with --qat)")
+    p.add_argument("--multi-label", action="store_true", default=None, dest="multi_label")
+    p.add_argument("--folds", type=int, help="k-fold cross-validation on train+val before the final model")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--workers", type=int, help="threads decoding images (once, before training)")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--resume", help="start from a finished run's best.pt (same labels)")
+    p.add_argument("--overwrite", action="store_true", default=None, help="replace an existing --out folder")
+    p.add_argument("--max-steps", type=int, dest="max_steps", help="cap optimiser steps per epoch (quick looks)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any config key, dotted for nested ones: --set augment.rotation=15")
+    p.add_argument("--no-plots", action="store_false", default=None, dest="plots")
+    p.add_argument("--quiet", action="store_false", default=None, dest="progress", help="no progress bars")
+    p.add_argument("--json", action="store_true", help="print metrics.json's val/test figures as JSON at the end")
+    return p
+
+
+def _parse_set(items: list[str]) -> dict:
+    import yaml
+
+    out: dict = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r} is not KEY=VALUE", hint="e.g. --set augment.hflip=true")
+        key, value = item.split("=", 1)
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = yaml.safe_load(value)  # numbers, bools and lists as YAML reads them
+    return out
+
+
+def parse_train_args(argv: list[str]):
+    """``TrainConfig`` from CLI flags (over ``--config`` YAML, over defaults)."""
+    from .._config import merge
+    from .config import load_config
+
+    args = _build_train_parser().parse_args(argv)
+    skip = {"config", "set", "json"}
+    flags = {k: v for k, v in vars(args).items() if k not in skip and v is not None}
+    flags = merge(_parse_set(args.set), flags)
+    return load_config(flags, config_file=args.config), args
+
+
+def train_main(argv: list[str]) -> int:
+    from .runner import train
+
+    cfg, args = parse_train_args(argv)
+    if cfg.data is None or cfg.out is None:
+        raise ConfigError("edgerec train needs DATA and --out", hint="edgerec train data/digits --out runs/digits")
+    run = train(cfg)
+    if args.json:
+        print(json.dumps({k: {p: m["accuracy"] for p, m in run.metrics[k].items()} for k in ("val", "test") if k in run.metrics}))
+    return 0
+
+
+def eval_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="edgerec eval", description="Evaluate a run's fp32 and int8 models on a labelled folder.")
+    p.add_argument("run", help="run folder written by edgerec train")
+    p.add_argument("--data", required=True, help="labelled folder (class names must be among the run's labels)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--threshold", type=float, help="multi-label decision threshold (default 0.5)")
+    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--threads", type=int)
+    p.add_argument("--out", help="write the report here as JSON")
+    p.add_argument("--json", action="store_true", help="print the full report as JSON")
+    args = p.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    from .metrics import summary_table
+    from .runner import evaluate
+
+    report = evaluate(args.run, args.data, device=args.device, batch_size=args.batch_size, threshold=args.threshold,
+                      workers=args.workers)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+    if args.json:
+        json.dump(report, sys.stdout, indent=1)
+        print()
+    else:
+        print(summary_table(report, task=report["task"]))
+    return 0

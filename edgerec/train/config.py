@@ -1,0 +1,156 @@
+"""``TrainConfig``: every training choice in one frozen dataclass, loaded from YAML and CLI flags.
+
+>>> cfg = load_config({"data": "data/digits", "out": "runs/d", "epochs": 5})      # doctest: +SKIP
+>>> cfg.augment.hflip, cfg.qat.epochs                                              # doctest: +SKIP
+(False, 3)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from .._config import from_mapping, load_yaml, merge, to_mapping
+from ..errors import ConfigError, suggest
+
+__all__ = ["AugmentConfig", "QATConfig", "PTQConfig", "TrainConfig", "load_config", "dump_config"]
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Per-sample random augmentation, applied to whole batches at once (see ``edgerec.train.augment``).
+
+    Semantics follow torchvision's transforms v2 of the same names. Horizontal flip is off by default
+    because it changes the meaning of digits, text and arrows; turn it on for natural images.
+    """
+
+    enabled: bool = True
+    crop_scale: tuple[float, float] = (0.8, 1.0)  # RandomResizedCrop area fraction
+    crop_ratio: tuple[float, float] = (0.9, 1.1)  # RandomResizedCrop aspect ratio
+    translate: float = 0.1  # RandomAffine translate, fraction of the side
+    rotation: float = 10.0  # RandomRotation degrees, +/-
+    hflip: bool = False  # RandomHorizontalFlip(p=0.5)
+    brightness: float = 0.2  # ColorJitter
+    contrast: float = 0.2
+    saturation: float = 0.2
+    hue: float = 0.0
+    grayscale_p: float = 0.0  # RandomGrayscale
+    blur_p: float = 0.0  # GaussianBlur applied with this probability
+    blur_sigma: tuple[float, float] = (0.1, 1.0)
+    padding: Literal["border", "zeros", "reflection"] = "border"  # what fills pixels moved in from outside
+
+
+@dataclass(frozen=True)
+class QATConfig:
+    """Quantization-aware fine-tuning after fp32 training (torchvision's QAT reference schedule)."""
+
+    epochs: int = 3
+    lr: float = 0.001  # absolute; cosine-decayed to 0 over the QAT phase
+    freeze_bn_epoch: float = 0.6  # fraction of the phase after which BatchNorm statistics stop updating
+    freeze_observers_epoch: float = 0.8  # ... and quantization ranges stop moving
+    max_steps: int | None = None  # cap per epoch (tests, quick looks)
+
+
+@dataclass(frozen=True)
+class PTQConfig:
+    calib_images: int = 256  # training images fed through the observers
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything ``edgerec train`` does; ``edgerec train --config FILE.yaml`` takes these keys."""
+
+    data: Path | None = None
+    out: Path | None = None
+    model: str = "mobilenet_v3_small"
+    weights: str = "imagenet"  # imagenet | none | PATH to a backbone state dict
+    img_size: int = 224
+    resize_mode: Literal["squash", "center_crop", "letterbox"] = "squash"
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    epochs: int = 20
+    head_epochs: int = 2  # frozen-backbone epochs for the new head (pretrained weights only)
+    batch_size: int = 64
+    lr: float = 0.01  # peak fine-tuning rate; the head phase uses head_lr_mult x lr
+    head_lr_mult: float = 10.0
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 4e-5
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.1
+    bn_momentum: float | None = None  # BatchNorm momentum override (PyTorch convention, e.g. 0.01)
+    dropout: float | None = None  # classifier dropout override
+    balance: Literal["weighted", "sampler", "none"] = "none"
+    patience: int = 0  # early stopping: epochs without val improvement; 0 = off
+    split: tuple[float, float, float] = (0.7, 0.2, 0.1)
+    seed: int = 0
+    multi_label: bool = False
+    threshold: float = 0.5  # multi-label decision threshold
+    folds: int = 0  # k-fold cross-validation on train+val before the final model; 0 = off
+    qat: bool = False
+    ptq: bool = False
+    qat_cfg: QATConfig = field(default_factory=QATConfig)
+    ptq_cfg: PTQConfig = field(default_factory=PTQConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    quantizer: str = "xnnpack"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    workers: int = 0  # image decoding processes (decoding happens once, then batches come from memory)
+    threads: int | None = None  # torch intra-op threads; default: all cores
+    amp: bool = True  # mixed precision on CUDA
+    channels_last: bool = True
+    max_steps: int | None = None  # cap of optimiser steps per epoch (tests, quick looks)
+    overwrite: bool = False  # replace an existing --out folder
+    resume: Path | None = None  # a finished run: start from its best.pt (label set must match)
+    plots: bool = True
+    progress: bool = True
+
+    def __post_init__(self):
+        from .models import MODELS
+
+        if self.model not in MODELS:
+            raise ConfigError(f"unknown model '{self.model}'{suggest(self.model, MODELS)}")
+        positive = {"img_size": self.img_size, "batch_size": self.batch_size, "lr": self.lr}
+        for name, value in positive.items():
+            if value <= 0:
+                raise ConfigError(f"{name} must be positive, got {value}")
+        if self.img_size < 16:
+            raise ConfigError(f"img_size {self.img_size} is too small for {self.model}", hint="use 32 or more")
+        if self.epochs < 0 or self.head_epochs < 0:
+            raise ConfigError("epochs and head_epochs must be >= 0")
+        if self.folds == 1 or self.folds < 0:
+            raise ConfigError(f"folds must be 0 (off) or >= 2, got {self.folds}")
+        if abs(sum(self.split) - 1.0) > 1e-6 or min(self.split) < 0:
+            raise ConfigError(f"split ratios must be >= 0 and add up to 1, got {self.split}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)
+
+
+def load_config(overrides: Mapping[str, Any] | None = None, *, config_file: str | Path | None = None) -> TrainConfig:
+    """Defaults <- YAML file <- ``overrides`` (CLI flags; ``None`` values keep what is below)."""
+    data: dict[str, Any] = {}
+    where = "config"
+    if config_file is not None:
+        data = load_yaml(config_file)
+        where = str(config_file)
+    if overrides:
+        _check_keys(overrides, where="flags")
+        data = merge(data, overrides)
+    return from_mapping(TrainConfig, data, where=where)
+
+
+def dump_config(cfg: TrainConfig) -> str:
+    import yaml
+
+    return yaml.safe_dump(to_mapping(cfg), sort_keys=False)
+
+
+def _check_keys(mapping: Mapping[str, Any], *, where: str) -> None:
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    for key in mapping:
+        if str(key).replace("-", "_") not in names:
+            raise ConfigError(f"unknown key '{key}' in {where}{suggest(str(key), names)}")
