@@ -120,15 +120,14 @@ def _check_ratios(ratios: Sequence[float]) -> tuple[float, float, float]:
     return r  # type: ignore[return-value]
 
 
-def _cut(idx: np.ndarray, y: np.ndarray, fraction: float, seed: int, part: str,
+def _cut(idx: np.ndarray, y: np.ndarray, n_cut: int, seed: int, part: str,
          dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
-    """Split ``idx`` into (rest, cut) with ``fraction`` of it in ``cut``, stratified on ``y``."""
+    """Split ``idx`` into (rest, cut) with ``n_cut`` images in ``cut``, stratified on ``y``."""
     from sklearn.model_selection import train_test_split
 
-    if fraction <= 0 or len(idx) == 0:
+    if n_cut <= 0 or len(idx) == 0:
         return idx, idx[:0]
     n_classes = len(np.unique(y))
-    n_cut = math.ceil(fraction * len(idx))  # scikit-learn rounds the test part up
     if n_cut < n_classes or len(idx) - n_cut < n_classes:
         raise DataError(
             f"cannot stratify {dataset.source or dataset.root}: the {part} part would hold {n_cut} of {len(idx)} "
@@ -136,7 +135,8 @@ def _cut(idx: np.ndarray, y: np.ndarray, fraction: float, seed: int, part: str,
             hint="add images, or raise that part's ratio (e.g. ratios=(0.6, 0.2, 0.2))",
         )
     try:
-        rest, cut = train_test_split(idx, test_size=fraction, random_state=seed, shuffle=True, stratify=y)
+        # an integer test_size: the part sizes are exactly round(ratio * n), free of float rounding
+        rest, cut = train_test_split(idx, test_size=int(n_cut), random_state=seed, shuffle=True, stratify=y)
     except ValueError as exc:  # only reached for cases the checks above do not foresee
         raise DataError(f"cannot stratify {dataset.source or dataset.root} for the {part} part: {exc}",
                         hint="add images to the smallest classes or change the ratios") from exc
@@ -148,7 +148,7 @@ def stratified_split(dataset: Dataset, ratios: Sequence[float] = DEFAULT_RATIOS,
 
     >>> split = stratified_split(load_dataset("digits"), (0.7, 0.2, 0.1), seed=0)   # doctest: +SKIP
     >>> len(split.train), len(split.val), len(split.test)                            # doctest: +SKIP
-    (1257, 360, 180)
+    (1258, 359, 180)
     >>> split.save("run/split.json")                                                 # doctest: +SKIP
     """
     r = _check_ratios(ratios)
@@ -161,7 +161,7 @@ def stratified_split(dataset: Dataset, ratios: Sequence[float] = DEFAULT_RATIOS,
         test = np.array(dataset.indices("test"), dtype=np.int64)
         if len(val) == 0 and r[1] > 0:
             frac = r[1] / (r[0] + r[1])
-            train, val = _cut(train, y_all[train], frac, seed, "val", dataset)
+            train, val = _cut(train, y_all[train], round(frac * len(train)), seed, "val", dataset)
             warnings.append(f"no val split in the data: {len(val)} images carved from train ({frac:.0%})")
         return Split(dataset, train.tolist(), val.tolist(), test.tolist(), seed=seed, ratios=r, warnings=warnings)
 
@@ -178,9 +178,9 @@ def stratified_split(dataset: Dataset, ratios: Sequence[float] = DEFAULT_RATIOS,
             f"class{'es' * (len(names) > 1)} {', '.join(names)} ha{'ve' if len(names) > 1 else 's'} fewer than "
             f"{_MIN_PER_CLASS} images: all of them go to train, none to val/test"
         )
-    rest, test = _cut(idx, y_all[idx], r[2], seed, "test", dataset)
-    frac_val = r[1] / (r[0] + r[1]) if r[1] > 0 else 0.0
-    train, val = _cut(rest, y_all[rest], frac_val, seed, "val", dataset)
+    n = len(idx)
+    rest, test = _cut(idx, y_all[idx], round(r[2] * n), seed, "test", dataset)
+    train, val = _cut(rest, y_all[rest], round(r[1] * n), seed, "val", dataset)
     train = np.sort(np.concatenate([train, keep_in_train]))
     return Split(dataset, train.tolist(), val.tolist(), test.tolist(), seed=seed, ratios=r, warnings=warnings)
 
