@@ -25,6 +25,7 @@ def write_image(path: Path, *, size=(8, 8), mode: str = "RGB", value: int | None
 def make_folder(root: Path, counts: dict[str, int], *, split: str | None = None, size=(8, 8)) -> Path:
     """``root[/split]/<class>/<i>.png`` with ``counts[class]`` images each."""
     base = Path(root) / split if split else Path(root)
+    base.mkdir(parents=True, exist_ok=True)
     for cls, n in counts.items():
         (base / cls).mkdir(parents=True, exist_ok=True)
         for i in range(n):
