@@ -13,3 +13,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _fixtures.common import *  # noqa: E402,F401,F403
 from _fixtures.data import *  # noqa: E402,F401,F403
+from _fixtures.ssh import *  # noqa: E402,F401,F403
+from _fixtures.train import *  # noqa: E402,F401,F403
+from _fixtures.runtime import *  # noqa: E402,F401,F403

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..bundle import Artifact, InputSpec, QuantParams
 
-__all__ = ["quantize", "dequantize", "normalize", "to_model_input", "from_model_output", "DTYPES"]
+__all__ = ["quantize", "dequantize", "normalize", "to_model_input", "from_model_output", "pixel_lut", "DTYPES"]
 
 DTYPES = {"float32": np.float32, "float16": np.float16, "uint8": np.uint8, "int8": np.int8}
 
@@ -78,3 +78,22 @@ def from_model_output(raw: np.ndarray, artifact: Artifact) -> np.ndarray:
     if artifact.output_dtype in ("uint8", "int8") and artifact.output_quant is not None:
         return dequantize(raw, artifact.output_quant)
     return raw.astype(np.float32, copy=False)
+
+
+def pixel_lut(spec: InputSpec, artifact: Artifact) -> np.ndarray:
+    """(256, 3) table: resized pixel value per channel -> the artifact's input value (NHWC, its dtype).
+
+    Every step from a uint8 pixel to the model's input (normalisation, quantization with the model's own
+    scale/zero-point, or nothing when the model takes raw pixels) is a per-channel function of one byte,
+    so the runtime applies it as one table look-up per frame. The table is built by ``to_model_input``
+    itself, so it cannot drift from the reference math above.
+    """
+    ramp = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1)  # (256, 3): value v on every channel
+    nhwc = artifact if artifact.layout == "NHWC" else _with_layout(artifact, "NHWC")
+    return to_model_input(ramp[None, None], spec, nhwc)[0, 0]
+
+
+def _with_layout(artifact: Artifact, layout: str) -> Artifact:
+    import dataclasses
+
+    return dataclasses.replace(artifact, layout=layout)

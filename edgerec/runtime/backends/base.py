@@ -20,6 +20,7 @@ class Backend(ABC):
     module: str = ""  # importable module that provides it
     package: str = ""  # pip package name for the error message
     extra: str = ""  # edgerec extra that installs it
+    dynamic_batch: bool = False  # True when invoke() takes any batch size (else input_shape[0])
 
     def __init__(self, path: Path, artifact: Artifact, *, threads: int | None = None, device: str | None = None):
         self.path = Path(path)

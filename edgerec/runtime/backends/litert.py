@@ -49,6 +49,8 @@ class LiteRTBackend(Backend):
         self._in = self._interp.get_input_details()[0]
         self._out = self._interp.get_output_details()[0]
         self._batch = int(self._in["shape"][0])
+        sig = self._in.get("shape_signature")
+        self.dynamic_batch = sig is not None and len(sig) > 0 and int(sig[0]) == -1
 
     @property
     def input_shape(self):

@@ -45,6 +45,7 @@ class OrtBackend(Backend):
         self._in = self._sess.get_inputs()[0]
         self._out_name = self._sess.get_outputs()[0].name
         self.providers = self._sess.get_providers()
+        self.dynamic_batch = not isinstance(self._in.shape[0], int)
 
     @property
     def input_shape(self):

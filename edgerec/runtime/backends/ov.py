@@ -36,6 +36,7 @@ class OpenVINOBackend(Backend):
         self._request = self._compiled.create_infer_request()
         self._input = self._compiled.input(0)
         self._output = self._compiled.output(0)
+        self.dynamic_batch = self._input.get_partial_shape()[0].is_dynamic
 
     @property
     def input_shape(self):

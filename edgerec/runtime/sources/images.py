@@ -1,0 +1,51 @@
+"""Still images: one file, a folder (sorted, recursive) or a glob. Unreadable files are skipped and counted."""
+
+from __future__ import annotations
+
+import glob
+from pathlib import Path
+
+import cv2
+
+from ...errors import SourceError
+from ._base import CORRUPT, Source
+
+__all__ = ["ImageSource", "IMAGE_SUFFIXES"]
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
+
+
+class ImageSource(Source):
+    """``mode`` is ``image``, ``folder`` or ``glob``."""
+
+    live = False
+
+    def __init__(self, target, *, mode: str = "image", **kw):
+        super().__init__(target, **kw)
+        self.mode = self.kind = mode
+
+    def _list(self) -> list[str]:
+        if self.mode == "glob":
+            return sorted(p for p in glob.glob(self.target, recursive=True) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
+        if self.mode == "folder":
+            return sorted(str(p) for p in Path(self.target).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        return [self.target]
+
+    def _open(self) -> None:
+        self._files = self._list()
+        if not self._files:
+            raise SourceError(f"no images at {self.target}", hint=f"image types read: {', '.join(sorted(IMAGE_SUFFIXES))}")
+        self._pos = 0
+
+    def _read(self):
+        if self._pos >= len(self._files):
+            return None
+        path = self._files[self._pos]
+        self._pos += 1
+        self._name = path
+        img = cv2.imread(path, cv2.IMREAD_COLOR)
+        return CORRUPT if img is None else img
+
+    def _rewind(self) -> bool:
+        self._pos = 0
+        return True
