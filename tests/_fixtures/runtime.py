@@ -21,7 +21,7 @@ import pytest
 
 from edgerec.bundle import Artifact, InputSpec, Manifest, QuantParams, sha256_file, write_manifest
 
-__all__ = ["rt_onnx_bundle", "rt_multilabel_bundle", "rt_tflite_bundle", "make_colour_onnx_bundle",
+__all__ = ["rt_onnx_master", "rt_onnx_bundle", "rt_multilabel_bundle", "rt_tflite_bundle", "make_colour_onnx_bundle",
            "make_tflite_bundle", "COLOUR_LABELS", "colour_frame", "rt_video"]
 
 COLOUR_LABELS = ("red", "green", "blue")
@@ -180,14 +180,14 @@ def make_tflite_bundle(root: Path, model=None, *, size: int = 32, labels=COLOUR_
 
 
 @pytest.fixture(scope="session")
-def _rt_onnx_master(tmp_path_factory):
+def rt_onnx_master(tmp_path_factory):
     return make_colour_onnx_bundle(tmp_path_factory.mktemp("rt") / "colours")
 
 
 @pytest.fixture()
-def rt_onnx_bundle(_rt_onnx_master, tmp_path):
+def rt_onnx_bundle(rt_onnx_master, tmp_path):
     """A fresh copy per test (tests may corrupt it)."""
-    return Path(shutil.copytree(_rt_onnx_master, tmp_path / "colours"))
+    return Path(shutil.copytree(rt_onnx_master, tmp_path / "colours"))
 
 
 @pytest.fixture(scope="session")

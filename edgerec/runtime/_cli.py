@@ -1,0 +1,117 @@
+"""``edgerec run BUNDLE_OR_PIPELINE --source URI``: flags in, library calls out."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+
+from ..errors import ConfigError
+
+__all__ = ["main", "build_parser"]
+
+_EPILOG = """examples:
+  edgerec run out/digits/bundle --source 0                        # USB camera, JSON lines on stdout
+  edgerec run bundle/ --source csi://0 --http 8080                # Jetson CSI camera, preview at :8080
+  edgerec run bundle/ --source clip.mp4 --save-video out.mp4 --csv out.csv
+  edgerec run inspect.yaml --source rtsp://cam/stream --smooth 5  # a gate pipeline on a stream
+  edgerec run bundle/ --source photos/ --jsonl results.jsonl --threshold 0.6
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edgerec run", description="Real-time recognition on a camera, stream, video or folder.",
+                                epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("target", help="a bundle folder (edgerec.json) or a pipeline .yaml of gated stages")
+    p.add_argument("--source", "-s", required=True,
+                   help="0, /dev/video0, csi://0, picam://0, rtsp://..., http://..., gst://..., video file, image, folder or glob")
+    g = p.add_argument_group("model")
+    g.add_argument("--backend", default="auto", help="auto, litert, onnxruntime, openvino")
+    g.add_argument("--format", default=None, help="tflite, onnx, openvino (default: best installed)")
+    g.add_argument("--precision", default=None, help="int8, fp32, fp16 (default: int8 when the bundle has it)")
+    g.add_argument("--threads", type=int, default=None, help="inference threads")
+    g.add_argument("--device", default=None, help="backend device: CPU/GPU/NPU (OpenVINO), cuda/tensorrt (ONNX Runtime)")
+    g.add_argument("--profile", default=None, help="device profile name whose defaults apply (see edgerec device)")
+    g.add_argument("--no-verify", action="store_true", help="skip the sha256 check of the bundle's files")
+    g = p.add_argument_group("answers")
+    g.add_argument("--threshold", type=float, default=None, help="under this score the label is 'unknown' (multi-label: per label, default 0.5)")
+    g.add_argument("--top-k", type=int, default=5)
+    g.add_argument("--smooth", type=int, default=0, metavar="N", help="smooth over the last N frames")
+    g.add_argument("--smooth-mode", default="mean", help="mean (average scores) or majority (vote)")
+    g = p.add_argument_group("source")
+    g.add_argument("--width", type=int, default=None)
+    g.add_argument("--height", type=int, default=None)
+    g.add_argument("--fps", type=float, default=None)
+    g.add_argument("--loop", action="store_true", help="start files again at the end")
+    g.add_argument("--max-frames", type=int, default=None)
+    g.add_argument("--retries", type=int, default=None, help="live sources: reconnect attempts before giving up (default: forever)")
+    g = p.add_argument_group("sinks")
+    g.add_argument("--jsonl", default=None, metavar="PATH", help="JSON lines to PATH ('-' = stdout; the default when no other sink is given)")
+    g.add_argument("--csv", default=None, metavar="PATH")
+    g.add_argument("--save-video", default=None, metavar="PATH", help="annotated video (.mp4, .avi, .mkv)")
+    g.add_argument("--show", action="store_true", help="on-screen window (needs a display)")
+    g.add_argument("--http", type=int, default=None, metavar="PORT", help="serve /result (JSON) and /stream.mjpg")
+    g.add_argument("--http-host", default="127.0.0.1", help="address to bind --http to (default loopback only)")
+    g.add_argument("--status", dest="status", action="store_true", default=None, help="force the live status line")
+    g.add_argument("--no-status", dest="status", action="store_false")
+    g.add_argument("--summary-json", default=None, metavar="PATH", help="write the end-of-run summary as JSON")
+    return p
+
+
+def _sinks(args, fps_hint: float):
+    from .sinks import open_sink
+
+    sinks = []
+    if args.jsonl is not None or not (args.csv or args.save_video or args.show or args.http is not None):
+        sinks.append(open_sink("jsonl", args.jsonl or "-"))
+    if args.csv:
+        sinks.append(open_sink("csv", args.csv))
+    if args.save_video:
+        sinks.append(open_sink("video", args.save_video, fps=fps_hint))
+    if args.show:
+        sinks.append(open_sink("window"))
+    if args.http is not None:
+        sinks.append(open_sink("http", args.http, args.http_host))
+    return sinks
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if args.top_k < 1:
+        raise ConfigError("--top-k must be at least 1")
+    from .loop import run_loop
+    from .pipeline import load_pipeline
+    from .sources import open_source
+
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    sinks = []
+    try:
+        with load_pipeline(args.target, backend=args.backend, format=args.format, precision=args.precision,
+                           threads=args.threads, device=args.device, profile=args.profile, verify=not args.no_verify,
+                           threshold=args.threshold, top_k=args.top_k, smoothing=args.smooth,
+                           smoothing_mode=args.smooth_mode) as pipe:
+            for line in pipe.describe():
+                print(f"model  {line}", file=sys.stderr)
+            src = open_source(args.source, width=args.width, height=args.height, fps=args.fps, loop=args.loop,
+                              retries=args.retries)
+            with src:
+                fps_hint = getattr(src, "native_fps", lambda: 0.0)() or args.fps or 15.0
+                sinks = _sinks(args, fps_hint)
+                for s in sinks:
+                    if hasattr(s, "url"):
+                        print(f"http   {s.url}  (/result, /stream.mjpg)", file=sys.stderr)
+                summary = run_loop(pipe, src, sinks, max_frames=args.max_frames, stop=stop, status=args.status)
+    finally:
+        for s in sinks:
+            s.close()
+        signal.signal(signal.SIGTERM, previous)
+    print(summary.table(), file=sys.stderr)
+    if args.summary_json:
+        with open(args.summary_json, "w") as f:
+            json.dump(summary.to_dict(), f, indent=1)
+    return 0

@@ -1,0 +1,173 @@
+"""The recognition loop: source -> pipeline -> sinks, with timings, a live status line and a summary.
+
+>>> from edgerec.runtime.loop import run_loop                       # doctest: +SKIP
+>>> with open_source("clip.mp4") as src, load_pipeline("bundle/") as pipe:
+...     summary = run_loop(pipe, src, [JsonlSink("-")], max_frames=100)
+>>> print(summary.table())
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import EdgerecError
+from .pipeline import Pipeline
+from .sinks import Sink
+from .sources import Source
+
+__all__ = ["run_loop", "Summary", "STEPS"]
+
+STEPS = ("capture", "wait", "preprocess", "inference", "postprocess", "sinks", "total")
+_RING = 4096  # timing history kept for percentiles: bounded, so a week-long run does not grow
+
+
+class _Timings:
+    def __init__(self, names):
+        self.names = tuple(names)
+        self.buf = np.zeros((_RING, len(self.names)), np.int64)
+        self.n = 0
+
+    def add(self, values: list[int]) -> None:
+        self.buf[self.n % _RING] = values
+        self.n += 1
+
+    def window(self, last: int | None = None) -> np.ndarray:
+        k = min(self.n, _RING)
+        if last is not None:
+            k = min(k, last)
+        idx = (np.arange(self.n - k, self.n)) % _RING
+        return self.buf[idx]
+
+
+@dataclass
+class Summary:
+    frames: int
+    seconds: float
+    fps: float
+    steps_ms: dict[str, dict[str, float]]  # step -> {p50, p90, mean}
+    stages_ms: dict[str, dict[str, float]]  # stage name -> inference {p50, p90, mean, runs}
+    source: dict = field(default_factory=dict)
+    stopped_by: str = "end of source"
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+    def table(self) -> str:
+        lines = [f"{self.frames} frames in {self.seconds:.1f} s = {self.fps:.1f} FPS (stopped by {self.stopped_by});"
+                 f" dropped {self.source.get('dropped', 0)}, corrupt {self.source.get('corrupt', 0)},"
+                 f" reconnects {self.source.get('reconnects', 0)}",
+                 f"  {'step':<12}{'p50 ms':>9}{'p90 ms':>9}{'mean ms':>9}"]
+        for k, v in self.steps_ms.items():
+            lines.append(f"  {k:<12}{v['p50']:>9.2f}{v['p90']:>9.2f}{v['mean']:>9.2f}")
+        if len(self.stages_ms) > 1:
+            lines.append(f"  {'stage':<12}{'p50 ms':>9}{'p90 ms':>9}{'runs':>9}")
+            for k, v in self.stages_ms.items():
+                lines.append(f"  {k:<12}{v['p50']:>9.2f}{v['p90']:>9.2f}{v['runs']:>9d}")
+        lines.append("  (capture: decode on the reader thread, overlapping the rest; wait: the loop waiting for a frame;"
+                     " preprocess/inference/postprocess summed over stages)")
+        return "\n".join(lines)
+
+
+def _pct(x: np.ndarray) -> dict[str, float]:
+    if x.size == 0:
+        return {"p50": 0.0, "p90": 0.0, "mean": 0.0}
+    ms = x / 1e6
+    return {"p50": round(float(np.percentile(ms, 50)), 3), "p90": round(float(np.percentile(ms, 90)), 3),
+            "mean": round(float(ms.mean()), 3)}
+
+
+def run_loop(pipeline: Pipeline, source: Source, sinks: list[Sink], *, max_frames: int | None = None,
+             stop: threading.Event | None = None, status: bool | None = None, status_stream=None,
+             status_every: float = 0.5) -> Summary:
+    """Run until the source ends, ``max_frames``, ``stop`` is set, Ctrl-C, or a window sink's ``q``.
+
+    Any failure is re-raised as an ``EdgerecError`` naming the frame and the step that failed.
+    """
+    stream = status_stream or sys.stderr
+    show_status = stream.isatty() if status is None else status
+    stop = stop or threading.Event()
+    stage_names = [spec.name for spec, _ in pipeline.stages]
+    timings = _Timings(STEPS)
+    stage_t = _Timings(stage_names)
+    stage_runs = dict.fromkeys(stage_names, 0)
+    wants_frames = any(s.wants_frames for s in sinks)
+    frames, stopped_by, last_status = 0, "end of source", 0.0
+    cap_prev = (0, 0)
+    t_start = time.perf_counter()
+    where = "capture"
+    try:
+        while not stop.is_set():
+            if max_frames is not None and frames >= max_frames:
+                stopped_by = "--max-frames"
+                break
+            where = "capture"
+            t0 = time.perf_counter_ns()
+            frame = source.read()
+            t1 = time.perf_counter_ns()
+            if frame is None:
+                break
+            where = "inference"
+            result = pipeline.process(frame.image)
+            t2 = time.perf_counter_ns()
+            # decode time of the frames captured since the last one we took (reader thread)
+            st = source.stats
+            cap_ns = (st.capture_ns - cap_prev[0]) // max(1, st.captured - cap_prev[1])
+            cap_prev = (st.capture_ns, st.captured)
+            steps = {"preprocess": 0, "inference": 0, "postprocess": 0}
+            per_stage = []
+            for s in result.stages:
+                per_stage.append(s.latency_ns.get("inference", 0))
+                if s.ran:
+                    stage_runs[s.name] += 1
+                for k in steps:
+                    steps[k] += s.latency_ns.get(k, 0)
+            record = result.to_dict()
+            record = {"timestamp": round(frame.timestamp, 3), "frame": frame.index,
+                      **({"name": frame.name} if frame.name else {}), **record}
+            record["latency_ms"] = {"capture": round(cap_ns / 1e6, 3), **{k: round(v / 1e6, 3) for k, v in steps.items()}}
+            where = "sinks"
+            image = frame.image if wants_frames else None
+            for sink in sinks:
+                where = f"sink {type(sink).__name__}"
+                sink.write(image, record)
+                if getattr(sink, "quit", False):
+                    stop.set()
+                    stopped_by = "window closed"
+            t3 = time.perf_counter_ns()
+            timings.add([cap_ns, t1 - t0, steps["preprocess"], steps["inference"], steps["postprocess"], t3 - t2, t3 - t0])
+            stage_t.add(per_stage)
+            frames += 1
+            if show_status and time.perf_counter() - last_status >= status_every:
+                last_status = time.perf_counter()
+                recent = timings.window(64)
+                fps = 1e9 / max(1.0, float(np.mean(recent[:, -1])))
+                stream.write(f"\r{fps:6.1f} FPS  p50 {np.percentile(recent[:, -1], 50) / 1e6:6.1f} ms  "
+                             f"frames {frames}  dropped {st.dropped}  corrupt {st.corrupt}  {result.label[:24]:<24}")
+                stream.flush()
+        else:
+            if stopped_by == "end of source":
+                stopped_by = "signal"
+    except KeyboardInterrupt:
+        stopped_by = "Ctrl-C"
+    except EdgerecError:
+        raise
+    except Exception as exc:  # name the cause: which frame, which step
+        raise EdgerecError(f"frame {frames}: {where} failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        if show_status and frames:
+            stream.write("\n")
+    seconds = time.perf_counter() - t_start
+    all_t = timings.window()
+    steps_ms = {k: _pct(all_t[:, i]) for i, k in enumerate(STEPS)}
+    st_all = stage_t.window()
+    stages_ms = {}
+    for i, name in enumerate(stage_names):
+        col = st_all[:, i]
+        stages_ms[name] = {**_pct(col[col > 0]), "runs": stage_runs[name]}
+    return Summary(frames, round(seconds, 3), round(frames / seconds, 2) if seconds > 0 else 0.0, steps_ms, stages_ms,
+                   source.stats.to_dict(), stopped_by)

@@ -1,0 +1,39 @@
+"""The sink interface and the annotation drawn on frames (video, window, HTTP preview)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+__all__ = ["Sink", "annotate"]
+
+
+class Sink:
+    wants_frames = False  # True: the loop passes the (annotated) image
+
+    def write(self, image: np.ndarray | None, record: dict) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def annotate(image: np.ndarray, record: dict) -> np.ndarray:
+    """A copy of ``image`` with the answer (and each stage's, for pipelines) written top-left."""
+    out = image.copy()
+    lines = [f"{record.get('label', '')} {record.get('score', 0.0):.2f}"]
+    for st in record.get("stages", []):
+        lines.append(f"{st['name']}: {st.get('label', '-')} {st.get('score', 0.0):.2f}" if st["ran"] else f"{st['name']}: skipped")
+    scale = max(0.4, min(out.shape[:2]) / 600)
+    y = int(22 * scale) + 4
+    for text in lines:
+        cv2.putText(out, text, (6, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(out, text, (6, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+        y += int(26 * scale) + 2
+    return out
