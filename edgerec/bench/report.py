@@ -12,7 +12,8 @@ def _fmt(v: Any, digits: int = 2) -> str:
     if v is None:
         return "-"
     if isinstance(v, float):
-        return f"{v:.{digits}f}"
+        # three significant-ish digits: sub-millisecond latencies need decimals, seconds do not
+        return f"{v:.3f}" if abs(v) < 1 else f"{v:.2f}" if abs(v) < 100 else f"{v:.1f}"
     return str(v)
 
 
