@@ -1,0 +1,189 @@
+"""``edgerec device|deploy|rollback|status``: flags in, library calls out."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .deploy import DEFAULT_ROOT
+
+__all__ = ["device_main", "deploy_main", "rollback_main", "status_main"]
+
+
+def _ssh_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("ssh")
+    g.add_argument("--identity", "-i", help="private key file (default: ssh agent / ~/.ssh keys / ~/.ssh/config)")
+    g.add_argument("--known-hosts", help="known_hosts file (default ~/.ssh/known_hosts)")
+    g.add_argument("--insecure-accept-new", action="store_true",
+                   help="trust an unknown host key on first use and record it (a CHANGED key is always refused)")
+    g.add_argument("--root", default=DEFAULT_ROOT, help=f"edgerec's folder on the board (default {DEFAULT_ROOT})")
+
+
+def _connect(args, target: str):
+    from .ssh import Target, connect
+
+    return connect(Target.parse(target), identity=args.identity, known_hosts=args.known_hosts,
+                   insecure_accept_new=args.insecure_accept_new)
+
+
+def _progress_bar(desc: str):
+    from tqdm import tqdm
+
+    bar = tqdm(total=0, unit="B", unit_scale=True, desc=desc, leave=False, file=sys.stderr)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    return bar, update
+
+
+def deploy_main(argv: list[str]) -> int:
+    """edgerec deploy BUNDLE user@host[:port] | --inventory hosts.yaml"""
+    p = argparse.ArgumentParser(prog="edgerec deploy", description="Deploy a bundle to boards over SSH, "
+                                "with on-board sha256 check, atomic switch, health check and automatic rollback.")
+    p.add_argument("bundle")
+    p.add_argument("target", nargs="?", help="user@host[:port]")
+    p.add_argument("--inventory", help="hosts.yaml: deploy to many boards in parallel")
+    p.add_argument("--concurrency", "-j", type=int, default=4, help="boards at once with --inventory (default 4)")
+    p.add_argument("--no-service", dest="service", action="store_false", help="copy and switch only, do not (re)start the service")
+    p.add_argument("--service", dest="service", action="store_true", default=True, help="(re)start the service and health-check it (default)")
+    p.add_argument("--health-timeout", type=float, default=30.0, help="seconds for the first prediction (default 30)")
+    p.add_argument("--keep", type=int, default=3, help="versions kept on the board (default 3)")
+    p.add_argument("--lock-wait", type=float, default=300.0, help="seconds to wait for another deploy to finish")
+    p.add_argument("--json", action="store_true", help="print the result(s) as JSON")
+    _ssh_flags(p)
+    args = p.parse_args(argv)
+    from .deploy import deploy
+
+    kw = dict(service=args.service, health_timeout=args.health_timeout, keep=args.keep, lock_wait=args.lock_wait)
+    if args.inventory:
+        from .inventory import deploy_inventory, load_inventory
+
+        inv = load_inventory(args.inventory, identity=args.identity, known_hosts=args.known_hosts,
+                             insecure_accept_new=args.insecure_accept_new, root=args.root)
+        results = deploy_inventory(args.bundle, inv, concurrency=args.concurrency, progress=not args.json, **kw)
+        if args.json:
+            print(json.dumps([r.to_dict() for r in results], indent=2))
+        else:
+            from .inventory import summary_table
+
+            print(summary_table(results))
+        failed = [r for r in results if not r.ok]
+        return 1 if failed else 0
+    if not args.target:
+        p.error("give a target (user@host[:port]) or --inventory hosts.yaml")
+    bar, update = (None, None) if args.json else _progress_bar("upload")
+    try:
+        with _connect(args, args.target) as conn:
+            res = deploy(conn, args.bundle, root=args.root, progress=update, **kw)
+    finally:
+        if bar is not None:
+            bar.close()
+    if args.json:
+        print(json.dumps(res.to_dict(), indent=2))
+    else:
+        up = "already on the board" if res.skipped_upload else f"{res.uploaded_bytes / 1e6:.2f} MB uploaded"
+        print(f"{res.target}: {res.name} {res.version} is current ({up}; was {res.previous or 'none'})")
+        if res.health:
+            print(f"  health: first prediction {res.health.get('seconds')} s after start: {res.health.get('prediction')}")
+        print(f"  took {res.seconds.get('total')} s")
+    return 0
+
+
+def rollback_main(argv: list[str]) -> int:
+    """edgerec rollback user@host [--to VERSION]"""
+    p = argparse.ArgumentParser(prog="edgerec rollback", description="Switch a board back to an earlier version.")
+    p.add_argument("target")
+    p.add_argument("--to", help="version to switch to (default: the one active before the current)")
+    p.add_argument("--name", help="model name (default: the active one)")
+    p.add_argument("--health-timeout", type=float, default=30.0)
+    _ssh_flags(p)
+    args = p.parse_args(argv)
+    from .deploy import rollback
+
+    with _connect(args, args.target) as conn:
+        res = rollback(conn, root=args.root, to=args.to, name=args.name, health_timeout=args.health_timeout)
+    print(f"{res.target}: {res.name} {res.version} is current again (was {res.previous}); healthy in {res.health.get('seconds')} s")
+    return 0
+
+
+def status_main(argv: list[str]) -> int:
+    """edgerec status user@host"""
+    p = argparse.ArgumentParser(prog="edgerec status", description="Which model runs on a board, and how.")
+    p.add_argument("target")
+    p.add_argument("--json", action="store_true")
+    _ssh_flags(p)
+    args = p.parse_args(argv)
+    from .deploy import status
+
+    with _connect(args, args.target) as conn:
+        st = status(conn, root=args.root)
+    if args.json:
+        print(json.dumps(st, indent=2))
+        return 0
+    print(f"{st['target']}  ({st.get('machine', '?')}, profile {st.get('profile') or 'none'}, root {st['root']})")
+    for name, m in st["models"].items():
+        mark = " (active)" if name == st.get("active") else ""
+        vs = ", ".join(f"[{v}]" if v == m["current"] else v for v in m["versions"])
+        print(f"  {name}{mark}: {vs}")
+    svc = st.get("service", {})
+    print(f"  service: {svc.get('kind')} {'active' if svc.get('active') else 'NOT running'}"
+          + (f", running {svc.get('running_version')}" if svc.get("running_version") else ""))
+    hc = st.get("last_health_check")
+    if hc:
+        h = hc["health"]
+        print(f"  last health check: {hc['action']} {hc['version']}: {'ok' if h.get('healthy') else 'FAILED'} ({h.get('reason')})")
+    vers = {k: v for k, v in (st.get("versions") or {}).items() if v}
+    print("  versions: " + ", ".join(f"{k} {v}" for k, v in vers.items()))
+    return 0
+
+
+def device_main(argv: list[str]) -> int:
+    """edgerec device setup|doctor|pull"""
+    p = argparse.ArgumentParser(prog="edgerec device", description="Prepare and check boards.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("setup", help="prepare a board over SSH (idempotent)")
+    s.add_argument("target")
+    s.add_argument("--profile", help="device profile (rpi5, rpi4, jetson-orin-nano, ...; default: detected)")
+    s.add_argument("--venv", help="use this existing virtual environment on the board")
+    s.add_argument("--package", help="what pip installs into the new venv (default edgerec[<profile extra>]; a wheel path works)")
+    s.add_argument("--no-os-packages", dest="os_packages", action="store_false", help="do not apt-get install")
+    s.add_argument("--service", choices=["auto", "systemd", "supervised"], default="auto")
+    s.add_argument("--camera", help="camera URI the service opens (default: the profile's)")
+    s.add_argument("--command", help="runtime command template instead of `edgerec run` ({python} {bundle} {source} {jsonl})")
+    s.add_argument("--dry-run", action="store_true", help="say what would be done, change nothing")
+    _ssh_flags(s)
+    d = sub.add_parser("doctor", help="on the board: why the camera or a backend does not work")
+    d.add_argument("--json", action="store_true")
+    u = sub.add_parser("pull", help="on the board: fetch a bundle over HTTP(S), verify, switch, restart")
+    u.add_argument("url", help="base URL of a bundle folder (holding edgerec.json)")
+    u.add_argument("--root", default=DEFAULT_ROOT)
+    u.add_argument("--no-service", dest="service", action="store_false")
+    u.add_argument("--health-timeout", type=float, default=30.0)
+    u.add_argument("--keep", type=int, default=3)
+    args = p.parse_args(argv)
+
+    if args.cmd == "setup":
+        from .setup import parse_command, setup_board
+
+        with _connect(args, args.target) as conn:
+            rep = setup_board(conn, profile=args.profile, root=args.root, venv=args.venv, package=args.package,
+                              os_packages=args.os_packages, service=args.service, camera_uri=args.camera,
+                              command=parse_command(args.command), dry_run=args.dry_run)
+        print(rep.table())
+        return 0 if all(s.status != "failed" for s in rep.steps) else 1
+    if args.cmd == "doctor":
+        from .doctor import run_doctor
+
+        rep = run_doctor()
+        print(json.dumps(rep.to_dict(), indent=2) if args.json else rep.table())
+        return 0 if rep.ok else 1
+    from .pull import pull
+
+    res = pull(args.url, root=args.root, service=args.service, health_timeout=args.health_timeout, keep=args.keep)
+    print(f"{res.name} {res.version} is current ({'already present' if res.skipped_upload else f'{res.uploaded_bytes / 1e6:.2f} MB fetched'}; "
+          f"was {res.previous or 'none'})")
+    return 0

@@ -1,0 +1,382 @@
+"""Deploy a bundle to a board over SSH: verify, stage, check on the board, switch, restart, health-check.
+
+    edgerec deploy out/digits/bundle pi@kitchen.local
+
+1. the bundle is verified locally (schema + every sha256); a bundle that fails is never uploaded;
+2. the board lock is taken (``flock``; two deploys to one board run one after the other);
+3. leftovers of interrupted uploads are removed, then files go to ``models/<name>/.staging-<version>-<id>/``;
+4. ``sha256sum -c`` runs ON THE BOARD over every uploaded file; a mismatch stops before anything changes;
+5. the staging folder becomes ``models/<name>/<version>/`` and ``current`` is switched atomically
+   (``ln -s`` to a temporary name, then ``mv -T``, a single rename(2));
+6. the service restarts and must be active and print its first prediction within the health timeout,
+   otherwise the previous version is switched back and restarted, and the error says why;
+7. all but the newest ``keep`` versions are removed (never the current or the previous one).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..bundle import MANIFEST_NAME, load_manifest, sha256_file, verify_bundle
+from ..errors import BundleError, DeployError
+from .ssh import Connection, q
+
+__all__ = [
+    "DeployResult",
+    "Board",
+    "deploy",
+    "rollback",
+    "status",
+    "check_name",
+    "bundle_files",
+    "DEFAULT_ROOT",
+]
+
+DEFAULT_ROOT = "~/.edgerec"
+_SUMS = "SHA256SUMS"
+
+
+@dataclass
+class DeployResult:
+    target: str
+    name: str
+    version: str
+    ok: bool = False
+    previous: str | None = None
+    uploaded_bytes: int = 0
+    skipped_upload: bool = False
+    health: dict = field(default_factory=dict)
+    rolled_back: bool = False
+    error: str | None = None
+    seconds: dict = field(default_factory=dict)  # phase -> seconds
+    locked_at: float | None = None
+    unlocked_at: float | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_name(value: str, what: str) -> str:
+    """Names and versions become folder names on the board: any characters except '/', NUL, newline, backslash."""
+    if not value or value in (".", "..") or value.startswith(".") or any(c in value for c in "/\0\n\r\\"):
+        raise BundleError(
+            f"{what} {value!r} cannot be a folder name on the board",
+            hint=f"re-export with a {what} without '/', backslash, newlines or a leading '.'",
+        )
+    return value
+
+
+def bundle_files(root: Path, manifest) -> dict[str, str]:
+    """Every file the board needs, bundle-relative, with its sha256 (manifest hashes where it has them)."""
+    from ..bundle import iter_artifact_files
+
+    files: dict[str, str] = {}
+    for _, rel, digest in iter_artifact_files(manifest):
+        files[rel] = digest
+    for a in manifest.ok_artifacts():  # files of an artifact the manifest lists but does not hash
+        for rel in (a.file, *a.files):
+            if rel and rel not in files:
+                files[rel] = sha256_file(root / rel)
+    for rel in manifest.check_images:
+        if (root / rel).is_file() and rel not in files:
+            files[rel] = sha256_file(root / rel)
+    files[MANIFEST_NAME] = sha256_file(root / MANIFEST_NAME)
+    for rel in files:
+        if any(c in rel for c in "\n\r\\") or rel.startswith("/") or ".." in Path(rel).parts:
+            raise BundleError(f"bundle file name {rel!r} is not safe to copy", hint="rename the file and re-export")
+    return files
+
+
+class Board:
+    """The remote half of a board: its paths and the shell steps on it (all quoted)."""
+
+    def __init__(self, conn: Connection, root: str = DEFAULT_ROOT):
+        self.conn = conn
+        if root == "~" or root.startswith("~/"):
+            home = conn.run('printf %s "$HOME"', what="finding the home folder").stdout.strip()
+            root = home + root[1:]
+        self.root = root.rstrip("/") or "/"
+        self._config: dict | None = None
+
+    def path(self, *parts: str) -> str:
+        return "/".join([self.root, *parts])
+
+    @property
+    def config(self) -> dict:
+        if self._config is None:
+            r = self.conn.run(f"cat {q(self.path('board.json'))}", check=False)
+            if not r.ok:
+                raise DeployError(
+                    f"{self.conn.target}: {self.path('board.json')} is missing: this board is not set up",
+                    hint=f"run: edgerec device setup {self.conn.target}",
+                )
+            self._config = json.loads(r.stdout)
+        return self._config
+
+    def agent(self, *args: str, check: bool = True, timeout: float = 120.0, what: str | None = None):
+        """Run ``python -m edgerec.devices.board ROOT ...`` with the board's own python."""
+        py = self.config["python"]
+        cmd = " ".join(q(a) for a in (py, "-m", "edgerec.devices.board", self.root, *args))
+        return self.conn.run(cmd, check=check, timeout=timeout, what=what or f"board {args[0]}")
+
+    def versions(self, name: str) -> list[str]:
+        """Versions present for ``name``, most recently activated first."""
+        d = self.path("models", name)
+        r = self.conn.run(f"cd {q(d)} 2>/dev/null && ls -1t -- . || true", what="listing versions")
+        return [v for v in r.stdout.splitlines() if v and not v.startswith(".") and v != "current"]
+
+    def current(self, name: str) -> str | None:
+        r = self.conn.run(f"readlink {q(self.path('models', name, 'current'))} || true", what="reading current")
+        return r.stdout.strip() or None
+
+    def active_name(self) -> str | None:
+        r = self.conn.run(f"readlink {q(self.path('active'))} || true", what="reading active")
+        v = r.stdout.strip()
+        return v.split("/", 1)[1] if v.startswith("models/") else None
+
+    def switch_script(self, name: str, version: str) -> str:
+        """Point ``models/<name>/current`` at ``version`` and ``active`` at ``models/<name>``, each by one rename(2)."""
+        d = self.path("models", name)
+        tmp = f".current.{secrets.token_hex(4)}"
+        atmp = f".active.{secrets.token_hex(4)}"
+        return (
+            f"cd {q(d)} && test -d {q(version)} && ln -s {q(version)} {q(tmp)} && mv -T {q(tmp)} current && "
+            f"touch -- {q(version)} && cd {q(self.root)} && ln -s {q('models/' + name)} {q(atmp)} && mv -T {q(atmp)} active"
+        )
+
+    def switch(self, name: str, version: str) -> None:
+        self.conn.run(self.switch_script(name, version), what=f"switching to {version}")
+
+    def log_event(self, event: dict) -> None:
+        line = json.dumps(event)
+        self.conn.run(f"printf '%s\\n' {q(line)} >> {q(self.path('deploys.jsonl'))}", what="writing deploys.jsonl")
+
+    def last_events(self, n: int = 5) -> list[dict]:
+        r = self.conn.run(f"tail -n {int(n)} {q(self.path('deploys.jsonl'))} 2>/dev/null || true")
+        out = []
+        for ln in r.stdout.splitlines():
+            try:
+                out.append(json.loads(ln))
+            except ValueError:
+                continue
+        return out
+
+    def restart_and_check(self, version: str, timeout: float) -> dict:
+        r = self.agent("restart", "--wait", version, f"{timeout:g}", check=False, timeout=timeout + 60, what="health check")
+        try:
+            return json.loads(r.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            return {"healthy": False, "reason": f"health check did not answer: {r.stderr.strip()[-300:]}"}
+
+
+def _remote_verify(board: Board, folder: str) -> str | None:
+    """Run sha256sum -c on the board; returns the failure text or None."""
+    r = board.conn.run(f"cd {q(folder)} && sha256sum -c --quiet -- {_SUMS}", check=False, what="verifying on the board")
+    if r.ok:
+        return None
+    return (r.stdout + r.stderr).strip() or f"sha256sum exited {r.exit_status}"
+
+
+def deploy(
+    conn: Connection,
+    bundle: str | Path,
+    *,
+    root: str = DEFAULT_ROOT,
+    service: bool = True,
+    health_timeout: float = 30.0,
+    keep: int = 3,
+    lock_wait: float = 300.0,
+    progress: Callable[[int, int], None] | None = None,
+    force_upload: bool = False,
+) -> DeployResult:
+    """Deploy ``bundle`` to the board behind ``conn``; raises ``DeployError`` (after rolling back) on failure.
+
+    >>> with connect(Target.parse("pi@kitchen.local")) as c:        # doctest: +SKIP
+    ...     deploy(c, "out/digits/bundle").health["seconds"]
+    """
+    t_all = time.perf_counter()
+    bundle = Path(bundle)
+    manifest = verify_bundle(bundle)  # never upload a bundle that does not check out
+    name, version = check_name(manifest.name, "bundle name"), check_name(manifest.version, "version")
+    files = bundle_files(bundle, manifest)
+    res = DeployResult(str(conn.target), name, version)
+    res.seconds["verify_local"] = round(time.perf_counter() - t_all, 3)
+
+    board = Board(conn, root)
+    if service:
+        board.config  # fail early on a board that was never set up
+    with conn.lock(board.path(".lock"), wait=lock_wait) as lock:
+        res.locked_at = lock.acquired_at
+        try:
+            _deploy_locked(board, bundle, files, res, service=service, health_timeout=health_timeout,
+                           keep=keep, progress=progress, force_upload=force_upload)
+        finally:
+            res.unlocked_at = time.time()
+    res.seconds["total"] = round(time.perf_counter() - t_all, 3)
+    return res
+
+
+def _deploy_locked(board: Board, bundle: Path, files: dict[str, str], res: DeployResult, *, service: bool,
+                   health_timeout: float, keep: int, progress, force_upload: bool) -> None:
+    # Few round trips: each SSH command costs a fork of sshd and a shell on the board.
+    conn, name, version = board.conn, res.name, res.version
+    models = board.path("models", name)
+    final = board.path("models", name, version)
+    staging = board.path("models", name, f".staging-{version}-{secrets.token_hex(4)}")
+    sums = "".join(f"{digest}  {rel}\n" for rel, digest in files.items())
+    dirs = sorted({str(Path(rel).parent) for rel in files if str(Path(rel).parent) != "."})
+    t = time.perf_counter()
+    # leftovers of interrupted deploys (any model) are removed, and only ever under the lock
+    prep = (
+        f"mkdir -p {q(models)} && rm -rf -- {q(board.path('models'))}/*/.staging-* {q(models)}/.current.* "
+        f"{q(models)}/.trash-* {q(board.root)}/.active.* || exit 1\n"
+        f"printf 'previous=%s\\n' \"$(readlink {q(models + '/current')})\"\n"
+    )
+    if not force_upload:  # this exact version already on the board and intact: no upload
+        prep += (f"if printf %s {q(sums)} | cmp -s - {q(final + '/' + _SUMS)} && "
+                 f"(cd {q(final)} && sha256sum -c --quiet -- {_SUMS} >/dev/null 2>&1); then echo present=yes; exit 0; fi\n")
+    prep += f"mkdir -p {q(staging)}" + "".join(f" {q(staging + '/' + d)}" for d in dirs) + "\n"
+    facts = dict(ln.split("=", 1) for ln in conn.run(prep, what="preparing the upload").stdout.splitlines() if "=" in ln)
+    res.previous = facts.get("previous") or None
+    res.skipped_upload = facts.get("present") == "yes"
+
+    if not res.skipped_upload:
+        total = sum((bundle / rel).stat().st_size for rel in files)
+        done = 0
+        for rel in files:
+            def cb(sent, _size, _base=done):
+                if progress:
+                    progress(_base + sent, total)
+
+            conn.put(bundle / rel, f"{staging}/{rel}", callback=cb)
+            done += (bundle / rel).stat().st_size
+        res.uploaded_bytes = done
+        conn.put_bytes(sums.encode(), f"{staging}/{_SUMS}")
+        res.seconds["upload"] = round(time.perf_counter() - t, 3)
+        t = time.perf_counter()
+        trash = board.path("models", name, f".trash-{secrets.token_hex(4)}")
+        commit = (
+            f"cd {q(staging)} && out=$(sha256sum -c --quiet -- {_SUMS} 2>&1) || "
+            f"{{ cd / && rm -rf -- {q(staging)}; printf 'BADSUM %s\\n' \"$out\"; exit 3; }}\n"
+            f"cd / && if [ -e {q(final)} ]; then mv -T -- {q(final)} {q(trash)}; fi && "
+            f"mv -T -- {q(staging)} {q(final)} && rm -rf -- {q(trash)}\n"
+        )
+        r = conn.run(commit + board.switch_script(name, version), check=False, what="verifying on the board")
+        res.seconds["verify_switch"] = round(time.perf_counter() - t, 3)
+        if "BADSUM" in r.stdout:
+            bad = r.stdout.split("BADSUM", 1)[1].strip() or f"sha256sum exited {r.exit_status}"
+            raise DeployError(
+                f"{conn.target}: sha256 check ON THE BOARD failed, nothing was switched: {bad.splitlines()[0]}",
+                hint="the upload was corrupted in transit; deploy again (check the link / SD card if it repeats)",
+            )
+        if not r.ok:
+            raise DeployError(f"{conn.target}: switching to {version} failed: {(r.stderr or r.stdout).strip()[-300:]}")
+    else:
+        board.switch(name, version)
+    res.seconds["switch_done"] = round(time.perf_counter() - t, 3)
+
+    event = {"time": time.time(), "action": "deploy", "name": name, "version": version, "from": res.previous}
+    if service:
+        t = time.perf_counter()
+        res.health = board.restart_and_check(version, health_timeout)
+        res.seconds["health"] = round(time.perf_counter() - t, 3)
+        event["health"] = {k: res.health.get(k) for k in ("healthy", "seconds", "reason")}
+        if not res.health.get("healthy"):
+            res.rolled_back = True
+            back = _roll_back_after_failure(board, name, version, res.previous, health_timeout)
+            event["rolled_back_to"] = res.previous
+            board.log_event(event)
+            tail = res.health.get("log_tail", "")
+            raise DeployError(
+                f"{conn.target}: health check failed for {name} {version}: {res.health.get('reason')}; {back}"
+                + (f"\n--- service log (tail) ---\n{tail}" if tail else ""),
+                hint="fix the model or the board (edgerec device doctor) and deploy again",
+            )
+    _log_and_prune(board, event, keep, protect={version, res.previous})
+    res.ok = True
+
+
+def _roll_back_after_failure(board: Board, name: str, version: str, previous: str | None, timeout: float) -> str:
+    if previous and previous != version:
+        board.switch(name, previous)
+        h = board.restart_and_check(previous, timeout)
+        state = "and it is healthy" if h.get("healthy") else f"but it is not healthy either: {h.get('reason')}"
+        return f"rolled back to {previous} {state}"
+    board.agent("stop", check=False)
+    board.conn.run(f"rm -f -- {q(board.path('models', name, 'current'))}", check=False)
+    return "there was no previous version to roll back to; the service is stopped"
+
+
+def _log_and_prune(board: Board, event: dict, keep: int, protect: set) -> None:
+    """Append the event and remove all but the ``keep`` most recently activated versions (one command)."""
+    models = board.path("models", event["name"])
+    keep_list = " ".join(q(v) for v in sorted(v for v in protect if v))
+    script = (
+        f"printf '%s\\n' {q(json.dumps(event))} >> {q(board.path('deploys.jsonl'))} && cd {q(models)} && "
+        f"n=0; ls -1t -- . | while IFS= read -r v; do case $v in .*|current) continue;; esac; n=$((n+1)); "
+        f"[ $n -le {max(int(keep), 1)} ] && continue; for k in {keep_list}; do [ \"$v\" = \"$k\" ] && continue 2; done; "
+        f"rm -rf -- \"./$v\"; done"
+    )
+    board.conn.run(script, what="pruning old versions")
+
+
+def rollback(conn: Connection, *, root: str = DEFAULT_ROOT, to: str | None = None, name: str | None = None,
+             health_timeout: float = 30.0, lock_wait: float = 300.0) -> DeployResult:
+    """Switch the active model back to ``to`` (default: the version active before the current one)."""
+    board = Board(conn, root)
+    name = name or board.active_name()
+    if not name:
+        raise DeployError(f"{conn.target}: no model is active on this board", hint="deploy one with `edgerec deploy`")
+    with conn.lock(board.path(".lock"), wait=lock_wait):
+        current = board.current(name)
+        versions = board.versions(name)
+        if to is None:
+            older = [v for v in versions if v != current]
+            if not older:
+                raise DeployError(f"{conn.target}: {name} has no other version to roll back to (only {current})")
+            to = older[0]
+        elif to not in versions:
+            raise DeployError(f"{conn.target}: version {to!r} of {name} is not on the board",
+                              hint=f"present: {', '.join(versions) or 'none'}")
+        res = DeployResult(str(conn.target), name, to, previous=current)
+        if _remote_verify(board, board.path("models", name, to)):
+            raise DeployError(f"{conn.target}: {name} {to} on the board no longer matches its hashes",
+                              hint="deploy that bundle again instead")
+        board.switch(name, to)
+        res.health = board.restart_and_check(to, health_timeout)
+        event = {"time": time.time(), "action": "rollback", "name": name, "version": to, "from": current,
+                 "health": {k: res.health.get(k) for k in ("healthy", "seconds", "reason")}}
+        board.log_event(event)
+        if not res.health.get("healthy"):
+            raise DeployError(f"{conn.target}: rolled back to {to} but it is not healthy: {res.health.get('reason')}",
+                              hint="see the service log: edgerec status " + str(conn.target))
+        res.ok = True
+        return res
+
+
+def status(conn: Connection, *, root: str = DEFAULT_ROOT) -> dict:
+    """Versions present per model, which is current and active, service state, last health check, versions."""
+    board = Board(conn, root)
+    out: dict = {"target": str(conn.target), "root": board.root}
+    r = conn.run(f"ls -1 {q(board.path('models'))} 2>/dev/null || true")
+    models = {}
+    for name in r.stdout.splitlines():
+        if name and not name.startswith("."):
+            models[name] = {"versions": board.versions(name), "current": board.current(name)}
+    out["models"] = models
+    out["active"] = board.active_name()
+    events = board.last_events(20)
+    out["last_deploy"] = events[-1] if events else None
+    checks = [e for e in events if e.get("health")]
+    out["last_health_check"] = checks[-1] if checks else None
+    try:
+        info = json.loads(board.agent("info", what="reading board info").stdout)
+    except DeployError as exc:
+        info = {"error": exc.message}
+    out.update(info)
+    return out

@@ -1,0 +1,250 @@
+"""``edgerec device setup user@host``: prepare a board once (idempotent), printing each step.
+
+Steps, each skipped when already done:
+
+1. detect the board (``/proc/device-tree/model``, ``uname -m``, Python, systemd, the user's groups) and pick
+   its profile (``--profile`` wins);
+2. OS packages the profile's camera stack needs (``apt-get install``, through ``sudo -n`` when not root);
+3. a virtual environment ``ROOT/venv`` (``--system-site-packages`` where the camera library comes from
+   apt, as picamera2 does on Raspberry Pi OS) with ``edgerec[<runtime extra>]``; or ``--venv`` to use an
+   existing one on the board;
+4. ``ROOT/board.json``: python, profile, camera URI, service kind;
+5. the service: a systemd unit rendered from ``runtime/edgerec.service.in`` where systemd runs, else the
+   supervised background process (pid file, log file, restart on crash);
+6. membership of the ``video`` group, without which the camera does not open.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ConfigError, DeployError
+from .deploy import DEFAULT_ROOT, Board
+from .ssh import Connection, q
+
+__all__ = ["SetupStep", "SetupReport", "setup_board", "render_unit", "systemd_quote", "UNIT_TEMPLATE"]
+
+UNIT_TEMPLATE = Path(__file__).resolve().parents[2] / "runtime" / "edgerec.service.in"
+
+
+@dataclass
+class SetupStep:
+    name: str
+    status: str  # done | already | skipped | failed | planned
+    detail: str = ""
+
+
+@dataclass
+class SetupReport:
+    target: str
+    profile: str | None
+    steps: list[SetupStep] = field(default_factory=list)
+
+    def add(self, name: str, status: str, detail: str = "") -> SetupStep:
+        step = SetupStep(name, status, detail)
+        self.steps.append(step)
+        return step
+
+    def table(self) -> str:
+        width = max((len(s.name) for s in self.steps), default=4)
+        lines = [f"{self.target}  (profile: {self.profile or 'generic'})"]
+        lines += [f"  {s.name:<{width}}  {s.status:<8} {s.detail}" for s in self.steps]
+        return "\n".join(lines)
+
+
+def systemd_quote(arg: str) -> str:
+    """One ExecStart word: double-quoted with C escapes when needed; '%' and '$' doubled (systemd specifiers)."""
+    arg = arg.replace("%", "%%").replace("$", "$$")
+    if arg and not any(c in arg for c in " \t\"'\\;"):
+        return arg
+    return '"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def render_unit(*, python: str, root: str, user: str, profile: str = "generic", threads: int | None = None,
+                groups: str = "video", template: Path | None = None) -> str:
+    """The systemd unit for a board, from ``runtime/edgerec.service.in``."""
+    template = template or UNIT_TEMPLATE
+    if not template.is_file():
+        raise ConfigError(f"unit template {template} is missing", hint="reinstall edgerec from a full checkout")
+    for what, value in (("root", root), ("python", python), ("user", user)):
+        if any(c in value for c in "\n\r"):
+            raise ConfigError(f"{what} {value!r} cannot go into a systemd unit (newline)")
+    exec_start = " ".join(systemd_quote(a) for a in (python, "-m", "edgerec.devices.board", root, "exec"))
+    return string.Template(template.read_text()).substitute(
+        root=root.replace("%", "%%"),
+        profile=profile,
+        user=user,
+        groups=groups,
+        threads=threads or 1,
+        exec_start=exec_start,
+        log=(root + "/run/service.log").replace("%", "%%"),
+    )
+
+
+def _profile(name: str | None, facts: dict):
+    from .profile import load_profile, match_profile
+
+    if name:
+        return load_profile(name)
+    return match_profile(facts.get("model"), None, facts.get("machine"))
+
+
+_FACTS = r"""
+printf 'machine=%s\n' "$(uname -m)"
+printf 'model=%s\n' "$(tr -d '\0' < /proc/device-tree/model 2>/dev/null)"
+printf 'user=%s\n' "$(id -un)"
+printf 'uid=%s\n' "$(id -u)"
+printf 'groups=%s\n' "$(id -Gn)"
+printf 'python=%s\n' "$(command -v python3)"
+printf 'systemd=%s\n' "$( [ -d /run/systemd/system ] && echo yes || echo no)"
+printf 'apt=%s\n' "$(command -v apt-get)"
+printf 'sudo=%s\n' "$( [ "$(id -u)" = 0 ] && echo root || (sudo -n true 2>/dev/null && echo yes || echo no))"
+"""
+
+
+def _facts(conn: Connection) -> dict:
+    out = conn.run(_FACTS, what="detecting the board").stdout
+    return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+
+def setup_board(
+    conn: Connection,
+    *,
+    profile: str | None = None,
+    root: str = DEFAULT_ROOT,
+    venv: str | None = None,
+    package: str | None = None,
+    os_packages: bool = True,
+    service: str = "auto",
+    camera_uri: str | None = None,
+    command: list[str] | None = None,
+    dry_run: bool = False,
+) -> SetupReport:
+    """Prepare the board behind ``conn``; safe to run again (each step reports ``already``).
+
+    ``venv``: use this existing environment on the board instead of creating ``ROOT/venv``.
+    ``package``: what pip installs into a new venv (default ``edgerec[<runtime extra>]``; a wheel path works).
+    ``service``: ``auto`` (systemd when it runs, else supervised), ``systemd`` or ``supervised``.
+    ``command``: the runtime command template instead of ``edgerec run`` (``{python} {bundle} {source} {jsonl}``).
+    """
+    facts = _facts(conn)
+    prof = _profile(profile, facts)
+    board = Board(conn, root)
+    rep = SetupReport(str(conn.target), prof.name if prof else None)
+    rep.add("board", "found", f"{facts.get('model') or facts.get('machine')} as {facts.get('user')}, python {facts.get('python') or 'missing'}")
+    if prof and prof.arch and facts.get("machine") and prof.arch != facts["machine"]:
+        raise ConfigError(f"profile {prof.name} is for {prof.arch}, but {conn.target} is {facts['machine']}",
+                          hint="pass the right --profile (or none to detect it)")
+    sudo = "" if facts.get("sudo") == "root" else "sudo -n "
+
+    # 1. OS packages
+    pkgs = list(prof.os_packages) if prof else []
+    if not pkgs:
+        rep.add("os packages", "skipped", "none needed")
+    elif not os_packages:
+        rep.add("os packages", "skipped", f"--no-os-packages (needed: {' '.join(pkgs)})")
+    else:
+        missing = [p for p in pkgs if not conn.run(f"dpkg -s {q(p)} >/dev/null 2>&1", check=False).ok]
+        if not missing:
+            rep.add("os packages", "already", " ".join(pkgs))
+        elif dry_run:
+            rep.add("os packages", "planned", f"{sudo}apt-get install -y {' '.join(missing)}")
+        elif not facts.get("apt"):
+            rep.add("os packages", "failed", f"no apt-get: install {' '.join(missing)} with the board's package manager")
+        elif sudo and facts.get("sudo") != "yes":
+            raise DeployError(f"{conn.target}: installing {' '.join(missing)} needs root and sudo asks for a password",
+                              hint=f"run on the board: sudo apt-get install -y {' '.join(missing)}; or pass --no-os-packages")
+        else:
+            conn.run(f"{sudo}env DEBIAN_FRONTEND=noninteractive apt-get install -y " + " ".join(q(p) for p in missing),
+                     timeout=1800, what="apt-get install")
+            rep.add("os packages", "done", " ".join(missing))
+
+    # 2. the virtual environment
+    extra = prof.runtime_extra if prof else "runtime"
+    if venv:
+        python = venv.rstrip("/") + "/bin/python"
+        r = conn.run(f"{q(python)} -c 'import edgerec; print(edgerec.__version__)'", check=False)
+        if not r.ok:
+            raise DeployError(f"{conn.target}: {python} cannot import edgerec", hint="install edgerec into that venv or drop --venv")
+        rep.add("venv", "already", f"{venv} (edgerec {r.stdout.strip()})")
+    else:
+        path = board.path("venv")
+        python = path + "/bin/python"
+        ssp = bool(prof and prof.venv_system_site_packages)
+        spec = package or f"edgerec[{extra}]"
+        have = conn.run(f"{q(python)} -c 'import edgerec' 2>/dev/null", check=False).ok
+        if have and not package:
+            rep.add("venv", "already", path)
+        elif dry_run:
+            rep.add("venv", "planned", f"python3 -m venv{' --system-site-packages' if ssp else ''} {path}; pip install {spec}")
+        else:
+            conn.run(f"test -x {q(python)} || python3 -m venv {'--system-site-packages ' if ssp else ''}{q(path)}",
+                     timeout=600, what="creating the venv")
+            conn.run(f"{q(python)} -m pip install --upgrade {q(spec)}", timeout=3600, what=f"pip install {spec}")
+            rep.add("venv", "done", f"{path}{' (system site packages)' if ssp else ''} + {spec}")
+
+    # 3. board.json
+    kind = service
+    if kind == "auto":
+        kind = "systemd" if facts.get("systemd") == "yes" and facts.get("sudo") in ("root", "yes") else "supervised"
+    cfg = {
+        "python": python,
+        "profile": prof.name if prof else None,
+        "camera_uri": camera_uri or (prof.camera_uri if prof else "/dev/video0"),
+        "threads": prof.default_threads if prof else None,
+        "service": kind,
+        "unit": "edgerec",
+        "command": command,
+    }
+    cfg_path = board.path("board.json")
+    old = conn.run(f"cat {q(cfg_path)} 2>/dev/null || true").stdout
+    text = json.dumps(cfg, indent=2) + "\n"
+    if old == text:
+        rep.add("board.json", "already", cfg_path)
+    elif dry_run:
+        rep.add("board.json", "planned", cfg_path)
+    else:
+        conn.run(f"mkdir -p {q(board.path('run'))} {q(board.path('models'))}", what="creating folders")
+        conn.put_bytes(text.encode(), cfg_path + ".tmp")
+        conn.run(f"mv -f -- {q(cfg_path + '.tmp')} {q(cfg_path)}", what="writing board.json")
+        rep.add("board.json", "done", cfg_path)
+
+    # 4. the service
+    if kind == "systemd":
+        unit = render_unit(python=python, root=board.root, user=facts.get("user", "root"),
+                           profile=cfg["profile"] or "generic", threads=cfg["threads"])
+        dest = "/etc/systemd/system/edgerec.service"
+        old = conn.run(f"cat {dest} 2>/dev/null || true").stdout
+        if old == unit:
+            rep.add("service", "already", dest)
+        elif dry_run:
+            rep.add("service", "planned", f"{dest}, systemctl enable edgerec")
+        else:
+            tmp = board.path("edgerec.service")
+            conn.put_bytes(unit.encode(), tmp)
+            conn.run(f"{sudo}install -m 0644 {q(tmp)} {dest} && {sudo}systemctl daemon-reload && {sudo}systemctl enable edgerec",
+                     what="installing the systemd unit")
+            rep.add("service", "done", f"{dest} (enabled)")
+    else:
+        rep.add("service", "already" if old == text else ("planned" if dry_run else "done"),
+                "supervised process (no systemd here): pid file, log file, restart on crash")
+
+    # 5. the video group
+    groups = facts.get("groups", "").split()
+    if facts.get("uid") == "0" or "video" in groups:
+        rep.add("video group", "already", "root" if facts.get("uid") == "0" else facts.get("user", ""))
+    elif dry_run:
+        rep.add("video group", "planned", f"{sudo}usermod -aG video {facts.get('user')}")
+    else:
+        r = conn.run(f"{sudo}usermod -aG video {q(facts.get('user', ''))}", check=False)
+        rep.add("video group", "done" if r.ok else "failed",
+                "log out and in again for it to apply" if r.ok else f"run on the board: sudo usermod -aG video {facts.get('user')}")
+    return rep
+
+
+def parse_command(text: str | None) -> list[str] | None:
+    return shlex.split(text) if text else None
