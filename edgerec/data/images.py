@@ -40,7 +40,7 @@ def is_image_file(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def _open(path: Path):
+def _open(path: Path, draft: int | None = None):
     """Open and fully decode ``path`` with Pillow; any failure is a ``DataError`` with the reason."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -54,8 +54,13 @@ def _open(path: Path):
         raise DataError(f"{path} is empty (0 bytes)", hint="delete or replace the file")
     try:
         im = Image.open(path)
+        if draft and im.format == "JPEG":
+            # JPEG's DCT can decode at 1/2, 1/4 or 1/8 scale; Pillow picks the smallest that keeps both
+            # sides >= draft, so a later resize to ``draft`` loses nothing and decoding is several times faster
+            im.draft(im.mode, (draft, draft))
         im.load()  # decodes everything: a truncated file raises here instead of coming back half grey
-        ImageOps.exif_transpose(im, in_place=True)
+        if "exif" in im.info or im.format == "TIFF":  # skip the EXIF parse where there is none (PNG, BMP)
+            ImageOps.exif_transpose(im, in_place=True)
     except UnidentifiedImageError:
         raise DataError(f"{path} is not an image Pillow can read", hint="delete the file or convert it to PNG/JPEG") from None
     except Image.DecompressionBombError as exc:
@@ -93,18 +98,22 @@ def _to_rgb(im) -> np.ndarray:
     return np.asarray(im.convert("RGB"), dtype=np.uint8)
 
 
-def read_image(path: str | Path) -> np.ndarray:
+def read_image(path: str | Path, *, draft: int | None = None) -> np.ndarray:
     """Read an image file as an (H, W, 3) uint8 RGB array.
 
     Grayscale, palette, RGBA/LA (composited on white), 16-bit and CMYK images are converted;
     EXIF orientation is applied. An empty, truncated, corrupt or missing file raises ``DataError``.
+
+    ``draft=N`` lets JPEGs decode at a reduced scale (1/2, 1/4, 1/8) as long as both sides stay at least
+    N pixels: use it when the image is resized to N right after (a 4000x3000 photo read for a 224 px model
+    decodes at 500x375). Other formats ignore it.
 
     >>> img = read_image("digits/3/0007.png")   # doctest: +SKIP
     >>> img.shape, img.dtype                      # doctest: +SKIP
     ((32, 32, 3), dtype('uint8'))
     """
     path = Path(path)
-    im = _open(path)
+    im = _open(path, draft)
     try:
         return _to_rgb(im)
     finally:

@@ -155,3 +155,17 @@ def test_probe_reports_mode_size_and_digest(tmp_path):
 def test_is_image_file():
     assert is_image_file("a/B.JPG") and is_image_file("x.webp") and is_image_file("x.tiff")
     assert not is_image_file("notes.txt") and not is_image_file("Thumbs.db")
+
+
+def test_draft_decodes_jpeg_smaller_but_not_below_target(tmp_path):
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)).save(tmp_path / "big.jpg")
+    assert read_image(tmp_path / "big.jpg").shape == (480, 640, 3)
+    assert read_image(tmp_path / "big.jpg", draft=224).shape == (240, 320, 3)  # 1/2 scale keeps both sides >= 224
+    assert read_image(tmp_path / "big.jpg", draft=100).shape == (120, 160, 3)  # 1/4
+    Image.fromarray(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8)).save(tmp_path / "big.png")
+    assert read_image(tmp_path / "big.png", draft=100).shape == (480, 640, 3)  # not a JPEG: unchanged
+    data = (tmp_path / "big.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DataError, match="truncated|corrupt"):
+        read_image(tmp_path / "cut.jpg", draft=100)  # still caught at reduced scale
