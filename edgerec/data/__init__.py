@@ -25,6 +25,7 @@ __all__ = [
     "CheckReport",
     "write_digits",
     "write_synth",
+    "write_montage",
 ]
 
 _WHERE = {
@@ -41,6 +42,7 @@ _WHERE = {
     "CheckReport": "check",
     "write_digits": "builtin",
     "write_synth": "builtin",
+    "write_montage": "montage",
 }
 
 

@@ -14,6 +14,7 @@ _EPILOG = """examples:
   edgerec data synth shapes/ --classes 6 --per-class 200 --size 64 --seed 1
   edgerec data check shapes/                        # table on the terminal; exit 1 if unusable
   edgerec data check labels.csv --json report.json  # also write the report as JSON
+  edgerec data check shapes/ --montage shapes.png   # and a picture: a row of samples per class
   edgerec data split digits/ --out split.json --ratios 0.7 0.2 0.1 --seed 0
 """
 
@@ -45,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--format", choices=("table", "json"), default="table", help="what to print (default table)")
     c.add_argument("--multi-label", action="store_true", help="CSV labels are ';'-separated lists")
     c.add_argument("--min-images", type=int, default=None, help="warn for classes under N images (default 200)")
+    c.add_argument("--montage", type=Path, default=None, metavar="PNG",
+                   help="also write a PNG with a few random images of every class")
 
     sp = sub.add_parser("split", help="write a stratified, seeded train/val/test split as JSON")
     sp.add_argument("path", type=Path)
@@ -90,6 +93,15 @@ def main(argv: list[str]) -> int:
             from rich.console import Console
 
             report.render(Console(highlight=False))
+        if args.montage and report.usable:
+            from .dataset import load_dataset
+            from .montage import write_montage
+
+            ds = load_dataset(args.path, multi_label=args.multi_label, verify="none")
+            write_montage(ds, args.montage)
+            print(f"wrote {args.montage}", file=sys.stderr)
+        elif args.montage:
+            print("no montage: the dataset is not usable", file=sys.stderr)
         return 0 if report.usable else 1
     if args.cmd == "split":
         from .dataset import load_dataset

@@ -356,8 +356,10 @@ def load_dataset(path: str | Path, *, multi_label: bool = False, verify: str = "
 
     if not scan.classes:
         what = "rows" if scan.layout == "csv" else "class folders"
-        raise DataError(f"{where} has no {what}",
-                        hint="expected root/<class>/<image> folders, train/ val/ test/ of those, or a CSV path,label")
+        csvs = sorted(scan.root.glob("*.csv")) if scan.layout != "csv" else []
+        hint = (f"to use the CSV, pass it instead of the folder: {csvs[0]}" if csvs else
+                "expected root/<class>/<image> folders, train/ val/ test/ of those, or a CSV path,label")
+        raise DataError(f"{where} has no {what}", hint=hint)
     if len(scan.classes) == 1:
         raise DataError(f"{where} has a single class '{scan.classes[0]}'; a classifier needs at least two",
                         hint="add a folder of images for another class (e.g. 'background' or 'other')")

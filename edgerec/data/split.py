@@ -106,7 +106,12 @@ class Split:
                 )
             parts[key] = [index[p] for p in data[key]]
         ratios = tuple(data["ratios"]) if data.get("ratios") else None
-        return cls(dataset, parts["train"], parts["val"], parts["test"], seed=data.get("seed"), ratios=ratios)
+        warnings = []
+        if data.get("dataset_sha256") and data["dataset_sha256"] != dataset.sha256():
+            warnings.append(f"the dataset changed since {path.name} was written (files added, removed or edited); "
+                            "the listed files are all still there")
+        return cls(dataset, parts["train"], parts["val"], parts["test"], seed=data.get("seed"), ratios=ratios,
+                   warnings=warnings)
 
 
 def _check_ratios(ratios: Sequence[float]) -> tuple[float, float, float]:

@@ -148,3 +148,28 @@ def test_cli_digits_synth_and_split(tmp_path, capsys):
                 "--ratios", "0.5", "0.25", "0.25"]) == 0
     data = json.loads((tmp_path / "split.json").read_text())
     assert (len(data["train"]), len(data["val"]), len(data["test"])) == (30, 15, 15)
+
+
+def test_cli_check_montage(synth_dir, tmp_path, capsys):
+    from PIL import Image
+
+    png = tmp_path / "m.png"
+    assert cli(["data", "check", str(synth_dir), "--montage", str(png)]) == 0
+    im = np.asarray(Image.open(png).convert("RGB"))
+    # 4 classes x (32 + 2) px rows + margin; 8 samples of 64 px cells beside the labels
+    assert im.shape[0] == 4 * 66 + 2 and im.shape[1] > 8 * 64
+    row0 = im[2:66, 150:]
+    assert row0.std() > 20  # real pictures, not an empty canvas
+
+
+def test_montage_marks_unreadable_cells_red(tmp_path):
+    from PIL import Image
+
+    from edgerec.data import load_dataset, write_montage
+
+    root = make_folder(tmp_path / "ds", {"a": 1, "b": 1}, size=(64, 64))
+    ds = load_dataset(root)
+    (root / "b" / "000.png").write_bytes(b"")  # broken after loading
+    out = write_montage(ds, tmp_path / "m.png", per_class=1, cell=32)
+    im = np.asarray(Image.open(out).convert("RGB"))
+    np.testing.assert_array_equal(im[2 + 34 + 16, 150 + 16], [220, 40, 40])

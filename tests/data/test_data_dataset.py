@@ -213,3 +213,11 @@ def test_digits_fixture_loads(digits_dir):
     ds = load_dataset(digits_dir)
     assert ds.classes == tuple(str(d) for d in range(10))
     assert ds.counts() == {str(d): 30 for d in range(10)}
+
+
+def test_folder_holding_a_csv_points_to_it(tmp_path):
+    (tmp_path / "ds").mkdir()
+    (tmp_path / "ds" / "labels.csv").write_text("path,label\n")
+    with pytest.raises(DataError, match="no class folders") as err:
+        load_dataset(tmp_path / "ds")
+    assert "labels.csv" in err.value.hint

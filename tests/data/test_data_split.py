@@ -178,3 +178,11 @@ def test_digits_split(digits_dir):
     assert (len(s.train), len(s.val), len(s.test)) == (210, 60, 30)
     assert set(s.counts()["test"].values()) == {3}
     assert np.array_equal(np.sort(np.concatenate([s.train, s.val, s.test])), np.arange(300))
+
+
+def test_load_notes_a_changed_dataset(tmp_path):
+    root = make_folder(tmp_path / "ds", {"a": 10, "b": 10})
+    stratified_split(load_dataset(root), seed=0).save(tmp_path / "split.json")
+    assert Split.load(tmp_path / "split.json").warnings == []
+    write_image(root / "a" / "extra.png")
+    assert "dataset changed" in Split.load(tmp_path / "split.json").warnings[0]
