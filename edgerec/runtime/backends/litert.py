@@ -35,7 +35,13 @@ class LiteRTBackend(Backend):
 
     @classmethod
     def is_installed(cls) -> bool:
-        return any(importlib.util.find_spec(p.split(".")[0]) is not None for p in _PROVIDERS)
+        for p in _PROVIDERS:
+            try:
+                if importlib.util.find_spec(p.split(".")[0]) is not None:
+                    return True
+            except (ImportError, ValueError):  # a broken or blocked package counts as absent
+                continue
+        return False
 
     def __init__(self, path, artifact, *, threads=None, device=None):
         super().__init__(path, artifact, threads=threads, device=device)

@@ -1,0 +1,96 @@
+"""The runtime never imports torch, tensorflow, edgerec.train or edgerec.export.
+
+Fast check: a fresh interpreter whose import system refuses those modules runs the whole runtime path
+(load, classify, a source, the CLI loop). Slow check: a truly clean virtual environment holding only
+the runtime extra (numpy, OpenCV, one backend, PyYAML, jsonschema) and edgerec without dependencies.
+"""
+
+import json
+import subprocess
+import sys
+import textwrap
+import venv
+from pathlib import Path
+
+import pytest
+
+FORBIDDEN = ("torch", "torchvision", "torchao", "tensorflow", "litert_torch", "onnx", "nncf", "edgerec.train", "edgerec.export")
+
+_SCRIPT = """
+import importlib.abc, json, sys
+FORBIDDEN = {forbidden!r}
+
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if any(name == f or name.startswith(f + ".") for f in FORBIDDEN):
+            raise ImportError(f"blocked import of {{name}}")
+        return None
+
+sys.meta_path.insert(0, Block())
+from edgerec.runtime import Classifier, open_source
+from edgerec.runtime._cli import main
+with Classifier.load({bundle!r}, threads=1) as clf:
+    import numpy as np
+    pred = clf.classify(np.zeros((48, 64, 3), np.uint8))
+with open_source({video!r}) as src:
+    n = sum(1 for _ in src)
+rc = main([{bundle!r}, "--source", {video!r}, "--max-frames", "5", "--jsonl", {out!r}])
+loaded = sorted(m for m in sys.modules if any(m == f or m.startswith(f + ".") for f in FORBIDDEN))
+print(json.dumps({{"label": pred.label, "frames": n, "rc": rc, "loaded": loaded, "backend": clf.backend.name}}))
+"""
+
+
+def _check(python, bundle, video, tmp_path, env=None):
+    code = _SCRIPT.format(forbidden=FORBIDDEN, bundle=str(bundle), video=str(video), out=str(tmp_path / "o.jsonl"))
+    r = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["loaded"] == [] and res["rc"] == 0 and res["frames"] == 40
+    assert len((tmp_path / "o.jsonl").read_text().splitlines()) == 5
+    return res
+
+
+def test_runtime_path_imports_no_torch(rt_onnx_bundle, rt_video, tmp_path):
+    res = _check(sys.executable, rt_onnx_bundle, rt_video, tmp_path)
+    assert res["backend"] == "onnxruntime"
+
+
+def test_tflite_runtime_path_imports_no_torch(rt_tflite_bundle, rt_video, tmp_path):
+    res = _check(sys.executable, rt_tflite_bundle, rt_video, tmp_path)
+    assert res["backend"] == "litert"
+
+
+# Only what `edgerec[onnx]` needs to import, pinned to the versions of the development environment so pip's
+# cache serves them.
+def runtime_requirements(extra: str = "onnx") -> list[str]:
+    from importlib.metadata import version
+
+    core = ["numpy", "opencv-python-headless", "pyyaml", "jsonschema", "attrs", "jsonschema-specifications",
+            "referencing", "rpds-py", "typing_extensions"]
+    backend = {"onnx": ["onnxruntime", "flatbuffers", "packaging", "protobuf"],
+               "litert": ["ai-edge-litert", "backports.strenum", "flatbuffers", "tqdm", "protobuf", "ml_dtypes"],
+               "openvino": ["openvino", "openvino-telemetry"]}[extra]
+    return [f"{p}=={version(p)}" for p in core + backend]
+
+
+def make_clean_env(root: Path, extra: str = "onnx") -> Path:
+    """``python -m venv`` + ``pip install --no-deps`` of the runtime extra and of edgerec itself."""
+    venv.EnvBuilder(with_pip=True, clear=True).create(root)
+    py = root / "bin" / "python"
+    repo = Path(__file__).resolve().parents[2]
+    pip = [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps"]
+    subprocess.run(pip + runtime_requirements(extra), check=True, timeout=600)
+    subprocess.run(pip + [str(repo)], check=True, timeout=600)
+    return py
+
+
+@pytest.mark.slow
+def test_clean_environment_with_only_the_runtime_extra(rt_onnx_bundle, rt_video, tmp_path):
+    py = make_clean_env(tmp_path / "venv", "onnx")
+    probe = subprocess.run([str(py), "-c", textwrap.dedent("""
+        import importlib.util as u
+        print([m for m in ("torch", "tensorflow", "torchvision", "onnx") if u.find_spec(m)])""")],
+        capture_output=True, text=True, check=True)
+    assert probe.stdout.strip() == "[]"  # truly clean: they could not be imported even by accident
+    res = _check(py, rt_onnx_bundle, rt_video, tmp_path, env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
+    assert res["label"] in ("red", "green", "blue")
