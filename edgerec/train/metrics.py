@@ -30,7 +30,12 @@ def classification_metrics(logits: np.ndarray, targets: np.ndarray, labels: Sequ
     ids = list(range(n_cls))
     p, r, f, s = precision_recall_fscore_support(targets, pred, labels=ids, zero_division=0)
     k = min(k, n_cls)
-    topk = float(top_k_accuracy_score(targets, _softmax(logits), k=k, labels=ids)) if len(targets) else 0.0
+    if not len(targets):
+        topk = 0.0
+    elif k >= n_cls:
+        topk = 1.0  # the true class is always among all classes
+    else:
+        topk = float(top_k_accuracy_score(targets, _softmax(logits), k=k, labels=ids))
     return {
         "n": int(len(targets)),
         "accuracy": float(accuracy_score(targets, pred)) if len(targets) else 0.0,

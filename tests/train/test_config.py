@@ -1,0 +1,69 @@
+"""TrainConfig from YAML and flags: defaults, overrides, unknown keys and bad values."""
+
+import pytest
+
+from edgerec.errors import ConfigError
+from edgerec.train import TrainConfig, load_config
+from edgerec.train._cli import parse_train_args
+
+
+def test_defaults_and_recipe(repo_root):
+    cfg = load_config(config_file=repo_root / "train" / "digits.yaml")
+    assert cfg.model == "mobilenet_v3_small" and cfg.weights == "none" and cfg.img_size == 32
+    assert cfg.augment.hflip is False  # digits: a mirrored 2 is not a 2
+    assert cfg.augment.rotation == 10 and cfg.qat_cfg.epochs == 3
+    # untouched nested keys keep their defaults
+    assert cfg.augment.blur_p == TrainConfig().augment.blur_p
+
+
+def test_flags_override_yaml(tmp_path):
+    yml = tmp_path / "r.yaml"
+    yml.write_text("epochs: 7\nlr: 0.5\naugment:\n  rotation: 3\n")
+    cfg, _ = parse_train_args(["data", "--out", "o", "--config", str(yml), "--epochs", "2", "--set", "augment.hflip=true"])
+    assert cfg.epochs == 2  # flag wins
+    assert cfg.lr == 0.5  # YAML kept where no flag
+    assert cfg.augment.rotation == 3 and cfg.augment.hflip is True
+    assert str(cfg.data) == "data" and str(cfg.out) == "o"
+    assert cfg.qat is False  # absent store_true flag does not override
+
+
+def test_unknown_key_in_yaml_suggests(tmp_path):
+    yml = tmp_path / "r.yaml"
+    yml.write_text("epoch: 3\n")
+    with pytest.raises(ConfigError, match=r"unknown key 'epoch'.*did you mean 'epochs'"):
+        load_config(config_file=yml)
+
+
+def test_unknown_nested_key_suggests(tmp_path):
+    yml = tmp_path / "r.yaml"
+    yml.write_text("augment:\n  rotaton: 3\n")
+    with pytest.raises(ConfigError, match=r"augment.*did you mean 'rotation'"):
+        load_config(config_file=yml)
+
+
+def test_unknown_set_key_suggests():
+    with pytest.raises(ConfigError, match="did you mean 'batch_size'"):
+        parse_train_args(["d", "--out", "o", "--set", "batch_sise=4"])
+
+
+@pytest.mark.parametrize(
+    "data, match",
+    [
+        ({"epochs": "many"}, "expected int"),
+        ({"qat": "maybe"}, "expected true or false"),
+        ({"model": "mobilenet_v3_smal"}, "did you mean 'mobilenet_v3_small'"),
+        ({"balance": "oversample"}, "balance"),
+        ({"split": [0.5, 0.2, 0.2]}, "add up to 1"),
+        ({"folds": 1}, "folds"),
+        ({"img_size": 8}, "too small"),
+        ({"augment": {"padding": "mirror"}}, "padding"),
+    ],
+)
+def test_bad_values(data, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(data)
+
+
+def test_bad_set_syntax():
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_train_args(["d", "--out", "o", "--set", "epochs"])
