@@ -75,7 +75,13 @@ def runtime_command(root: Path, cfg: dict) -> list[str]:
 
 # -- the runtime process ----------------------------------------------------------------------------
 def _exec(root: Path) -> None:
-    """Become the runtime process for the active model (systemd's ExecStart and the supervisor call this)."""
+    """Become the runtime process for the active model (systemd's ExecStart)."""
+    argv = _prepare_start(root)
+    os.execvp(argv[0], argv)
+
+
+def _prepare_start(root: Path) -> list[str]:
+    """Fresh predictions file and started.json for the process about to start; returns its argv."""
     cfg = load_config(root)
     current = root / "active" / "current"
     if not current.exists():
@@ -88,8 +94,7 @@ def _exec(root: Path) -> None:
     tmp = run / "started.json.tmp"
     tmp.write_text(json.dumps(started))
     tmp.replace(run / "started.json")
-    argv = runtime_command(root, cfg)
-    os.execvp(argv[0], argv)
+    return runtime_command(root, cfg)
 
 
 # -- the supervised-process fallback (no systemd) -----------------------------------------------------
@@ -115,6 +120,13 @@ def _read_pid(path: Path) -> int | None:
     return pid if _pid_alive(pid) else None
 
 
+def _update_started_pid(run: Path, pid: int) -> None:
+    started = json.loads((run / "started.json").read_text())
+    started["pid"] = pid
+    (run / "started.json.tmp").write_text(json.dumps(started))
+    (run / "started.json.tmp").replace(run / "started.json")
+
+
 def _supervise(root: Path) -> None:
     """Keep the runtime process alive: restart it on exit with backoff, stop it on SIGTERM."""
     run = _run_dir(root)
@@ -135,12 +147,17 @@ def _supervise(root: Path) -> None:
         while not stopping:
             t0 = time.monotonic()
             log.write(f"[supervisor] {time.strftime('%Y-%m-%dT%H:%M:%S')} starting runtime\n".encode())
-            child = subprocess.Popen(
-                [sys.executable, "-m", "edgerec.devices.board", str(root), "exec"],
-                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            )
-            (run / "child.pid").write_text(str(child.pid))
-            code = child.wait()
+            try:
+                argv = _prepare_start(root)
+                child = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            except (SystemExit, OSError) as exc:  # no model yet, or the runtime cannot start at all
+                log.write(f"[supervisor] cannot start the runtime: {exc}\n".encode())
+                child = None
+                code = None
+            else:
+                (run / "child.pid").write_text(str(child.pid))
+                _update_started_pid(run, child.pid)
+                code = child.wait()
             if stopping:
                 break
             log.write(f"[supervisor] runtime exited with {code}; restarting in {backoff:g} s\n".encode())

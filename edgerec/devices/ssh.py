@@ -23,7 +23,7 @@ __all__ = ["Target", "Result", "Connection", "connect", "q"]
 
 q = shlex.quote
 
-_TARGET = re.compile(r"^(?:(?P<user>[^@\s]+)@)?(?P<host>\[[^\]]+\]|[^:\s\[\]]+)(?::(?P<port>\d+))?$")
+_TARGET = re.compile(r"^(?:(?P<user>[^@\s]+)@)?(?P<host>\[[^\]]+\]|[^:@\s\[\]]+)(?::(?P<port>\d+))?$")
 
 
 @dataclass(frozen=True)

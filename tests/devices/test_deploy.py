@@ -66,7 +66,7 @@ def test_rollback_to_previous_and_to_named_version(ssh_board, tmp_path):
     server, root = ssh_board
     with server.connect() as conn:
         for v in ("1", "2", "3"):
-            deploy(conn, make_bundle(tmp_path / v, version=v), root=str(root), health_timeout=20)
+            deploy(conn, make_bundle(tmp_path / v, version=v), root=str(root), health_timeout=20, service=v == "3")
         r = rollback(conn, root=str(root), health_timeout=20)
         assert r.ok and r.version == "2" and r.previous == "3" and _current(root) == "2"
         r = rollback(conn, root=str(root), to="1", health_timeout=20)
@@ -77,7 +77,10 @@ def test_rollback_to_previous_and_to_named_version(ssh_board, tmp_path):
     assert [e["action"] for e in _events(root)][-2:] == ["rollback", "rollback"]
 
 
-@pytest.mark.parametrize("behaviour, reason", [("crash", "not running"), ("silent", "no prediction")])
+@pytest.mark.parametrize("behaviour, reason", [
+    ("crash", "not running"),
+    pytest.param("silent", "no prediction", marks=pytest.mark.slow),
+])
 def test_failed_health_check_rolls_back(ssh_board, tmp_path, behaviour, reason):
     server, root = ssh_board
     with server.connect() as conn:
