@@ -65,6 +65,10 @@ def _bench_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", default=None, help="result store to append to (default ./edgerec-bench.jsonl)")
     p.add_argument("--no-store", action="store_true", help="do not append results to a store")
     p.add_argument("--no-interleave", action="store_true", help="measure configurations one after another")
+    p.add_argument("--warmup-runs", type=int, default=5, help="warm-up runs before the steady-state check (default 5)")
+    p.add_argument("--warmup-seconds", type=float, default=3.0,
+                   help="most time spent warming up until the latency settles (default 3; 0 = only --warmup-runs)")
+    p.add_argument("--pin", help="run on these CPU cores only, e.g. 2,3 (Linux); leaves the others to the camera")
     p.add_argument("--json", action="store_true", help="print the result records as JSON lines instead of a table")
     p.add_argument("--recommend", nargs="?", const="", default=None, metavar="PATH",
                    help="write the best configuration to a deploy profile (default BUNDLE/deploy-profile.yaml)")
@@ -165,7 +169,8 @@ def bench_main(argv: list[str]) -> int:
     config = BenchConfig(
         threads=args.threads, runs=args.runs, seconds=None if args.runs else (args.seconds or 3.0),
         backends=_csv(args.backend), artifacts=_csv(args.artifact), interleave=not args.no_interleave,
-        limit_images=args.limit_images,
+        limit_images=args.limit_images, warmup_runs=args.warmup_runs, warmup_max_seconds=args.warmup_seconds,
+        pin=tuple(int(c) for c in _csv(args.pin)) if args.pin else None,
     )
     prog, update = _progress() if not args.json and sys.stderr.isatty() else (None, None)
     if prog is not None:

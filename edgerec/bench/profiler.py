@@ -56,6 +56,7 @@ class BenchConfig:
     chunk: int = 10
     limit_images: int | None = None
     verify: bool = True
+    pin: tuple[int, ...] | None = None  # CPU cores for this process (and the backends' threads)
 
     def __post_init__(self):
         if self.runs is not None and self.runs < 1:
@@ -67,6 +68,8 @@ class BenchConfig:
         for t in self.threads:
             if t is not None and t < 1:
                 raise ConfigError(f"--threads values must be at least 1, got {t}")
+        if self.warmup_runs < 0 or self.warmup_max_seconds < 0:
+            raise ConfigError("warm-up runs and seconds cannot be negative")
 
 
 @dataclass
@@ -253,7 +256,7 @@ def _record(m: Measurement, manifest: Manifest, root: Path, images: BenchImages,
         "device": device,
         "warnings": warnings,
         "settings": {"interleave": config.interleave, "runs": config.runs, "seconds": config.seconds,
-                     "chunk": config.chunk},
+                     "chunk": config.chunk, "pin": list(config.pin) if config.pin else None},
     }
     return rec
 
@@ -274,6 +277,29 @@ def run_bench(bundle: str | Path, config: BenchConfig = BenchConfig(), *, data: 
     device = device if device is not None else fingerprint()
     dev_warnings = device_warnings(device)
     ms = [Measurement(a, b, t) for a, b, t in plan(manifest, config)]
+    previous_affinity = _pin(config.pin)
+    try:
+        return _measure(ms, root, manifest, images, device, dev_warnings, config, progress)
+    finally:
+        if previous_affinity is not None:
+            os.sched_setaffinity(0, previous_affinity)
+
+
+def _pin(cores: tuple[int, ...] | None) -> set[int] | None:
+    """Restrict this process to ``cores`` before any backend starts its thread pool (threads inherit it)."""
+    if not cores:
+        return None
+    if not hasattr(os, "sched_setaffinity"):
+        raise ConfigError("--pin needs Linux (os.sched_setaffinity)")
+    have = os.sched_getaffinity(0)
+    bad = [c for c in cores if c not in have]
+    if bad:
+        raise ConfigError(f"--pin: core(s) {bad} are not available to this process", hint=f"available: {sorted(have)}")
+    os.sched_setaffinity(0, set(cores))
+    return have
+
+
+def _measure(ms, root, manifest, images, device, dev_warnings, config, progress) -> list[dict[str, Any]]:
 
     def open_one(m: Measurement) -> None:
         try:
