@@ -14,6 +14,8 @@ mistakes visible as wrong labels, not just as different numbers.
 from __future__ import annotations
 
 import shutil
+import subprocess
+import venv
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +24,7 @@ import pytest
 from edgerec.bundle import Artifact, InputSpec, Manifest, QuantParams, sha256_file, write_manifest
 
 __all__ = ["rt_onnx_master", "rt_onnx_bundle", "rt_multilabel_bundle", "rt_tflite_bundle", "make_colour_onnx_bundle",
-           "make_tflite_bundle", "COLOUR_LABELS", "colour_frame", "rt_video"]
+           "make_tflite_bundle", "make_benchmark_bundle", "make_clean_env", "runtime_requirements", "COLOUR_LABELS", "colour_frame", "rt_video"]
 
 COLOUR_LABELS = ("red", "green", "blue")
 GAIN = 4.0  # logits = GAIN * normalised channel means
@@ -129,8 +131,9 @@ class _ColourNet:
 
 
 def make_tflite_bundle(root: Path, model=None, *, size: int = 32, labels=COLOUR_LABELS, int8: bool = True,
-                       fp32: bool = True, calib: int = 8, name: str = "colours-tflite") -> Path:
-    """fp32 and int8 (PT2E, int8 in/out) NHWC TFLite of ``model`` (NCHW normalised float in)."""
+                       fp32: bool = True, calib: int = 8, name: str = "colours-tflite", onnx_openvino: bool = False) -> Path:
+    """fp32 and int8 (PT2E, int8 in/out) NHWC TFLite of ``model`` (NCHW normalised float in); with
+    ``onnx_openvino`` also fp32 ONNX (NCHW) and its OpenVINO IR."""
     import torch
     import litert_torch
 
@@ -174,9 +177,53 @@ def make_tflite_bundle(root: Path, model=None, *, size: int = 32, labels=COLOUR_
                               input_quant=QuantParams(float(si), int(zi)) if si else None,
                               output_quant=QuantParams(float(so), int(zo)) if so else None,
                               quantization="pt2e-static", converter=f"litert-torch {litert_torch.__version__}"))
+    if onnx_openvino:
+        import openvino as ov
+
+        torch.onnx.export(model, (torch.randn(1, 3, size, size),), str(root / "model_fp32.onnx"), dynamo=False,
+                          input_names=["x"], output_names=["logits"], opset_version=17)
+        arts.append(_artifact(root, "model_fp32.onnx", format="onnx", precision="fp32", layout="NCHW"))
+        ov.save_model(ov.convert_model(str(root / "model_fp32.onnx")), str(root / "model_fp32.xml"), compress_to_fp16=False)
+        arts.append(_artifact(root, ["model_fp32.xml", "model_fp32.bin"], format="openvino", precision="fp32", layout="NCHW"))
     write_manifest(Manifest(name=name, version="1", task="single_label", labels=tuple(labels), input=spec,
                             artifacts=tuple(arts), provenance=_PROVENANCE), root)
     return root
+
+
+def make_benchmark_bundle(root: Path, size: int = 224) -> Path:
+    """MobileNetV3-small (random weights, 10 classes) at ``size`` px: TFLite fp32/int8, ONNX fp32, OpenVINO fp32.
+    Cached: an existing bundle at ``root`` is reused."""
+    if (root / "edgerec.json").is_file():
+        return root
+    import torchvision
+
+    model = torchvision.models.mobilenet_v3_small(num_classes=10).eval()
+    return make_tflite_bundle(root, model, size=size, labels=tuple(f"class{i}" for i in range(10)), calib=4,
+                              name=f"mnv3s-{size}", onnx_openvino=True)
+
+
+# Only what the runtime extra needs to import, pinned to the versions of the development environment so pip's
+# cache serves them.
+def runtime_requirements(extra: str = "onnx") -> list[str]:
+    from importlib.metadata import version
+
+    core = ["numpy", "opencv-python-headless", "pyyaml", "jsonschema", "attrs", "jsonschema-specifications",
+            "referencing", "rpds-py", "typing_extensions"]
+    backend = {"onnx": ["onnxruntime", "flatbuffers", "packaging", "protobuf"],
+               "litert": ["ai-edge-litert", "backports.strenum", "flatbuffers", "tqdm", "protobuf", "ml_dtypes"],
+               "openvino": ["openvino", "openvino-telemetry"]}[extra]
+    return [f"{p}=={version(p)}" for p in core + backend]
+
+
+def make_clean_env(root: Path, extra: str = "onnx") -> Path:
+    """``python -m venv`` + ``pip install --no-deps`` of the runtime extra and of edgerec itself."""
+    venv.EnvBuilder(with_pip=True, clear=True).create(root)
+    py = root / "bin" / "python"
+    repo = Path(__file__).resolve().parents[2]  # the checkout
+    pip = [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps"]
+    subprocess.run(pip + runtime_requirements(extra), check=True, timeout=600)
+    subprocess.run(pip + [str(repo)], check=True, timeout=600)
+    return py
 
 
 @pytest.fixture(scope="session")

@@ -9,10 +9,8 @@ import json
 import subprocess
 import sys
 import textwrap
-import venv
-from pathlib import Path
-
 import pytest
+from _fixtures.runtime import make_clean_env
 
 FORBIDDEN = ("torch", "torchvision", "torchao", "tensorflow", "litert_torch", "onnx", "nncf", "edgerec.train", "edgerec.export")
 
@@ -58,30 +56,6 @@ def test_runtime_path_imports_no_torch(rt_onnx_bundle, rt_video, tmp_path):
 def test_tflite_runtime_path_imports_no_torch(rt_tflite_bundle, rt_video, tmp_path):
     res = _check(sys.executable, rt_tflite_bundle, rt_video, tmp_path)
     assert res["backend"] == "litert"
-
-
-# Only what `edgerec[onnx]` needs to import, pinned to the versions of the development environment so pip's
-# cache serves them.
-def runtime_requirements(extra: str = "onnx") -> list[str]:
-    from importlib.metadata import version
-
-    core = ["numpy", "opencv-python-headless", "pyyaml", "jsonschema", "attrs", "jsonschema-specifications",
-            "referencing", "rpds-py", "typing_extensions"]
-    backend = {"onnx": ["onnxruntime", "flatbuffers", "packaging", "protobuf"],
-               "litert": ["ai-edge-litert", "backports.strenum", "flatbuffers", "tqdm", "protobuf", "ml_dtypes"],
-               "openvino": ["openvino", "openvino-telemetry"]}[extra]
-    return [f"{p}=={version(p)}" for p in core + backend]
-
-
-def make_clean_env(root: Path, extra: str = "onnx") -> Path:
-    """``python -m venv`` + ``pip install --no-deps`` of the runtime extra and of edgerec itself."""
-    venv.EnvBuilder(with_pip=True, clear=True).create(root)
-    py = root / "bin" / "python"
-    repo = Path(__file__).resolve().parents[2]
-    pip = [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps"]
-    subprocess.run(pip + runtime_requirements(extra), check=True, timeout=600)
-    subprocess.run(pip + [str(repo)], check=True, timeout=600)
-    return py
 
 
 @pytest.mark.slow

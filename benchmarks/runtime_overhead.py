@@ -1,0 +1,119 @@
+"""What does the runtime add on top of the backend? ``Classifier.classify`` on a 640x480 BGR camera frame
+versus the same backend's bare ``invoke`` on a ready input tensor: same model file, same threads, side by side.
+
+``classify`` = pre-processing (resize 640x480 -> model size, colour swap, normalise/quantize via one
+table look-up) + invoke + dequantize/softmax/top-k. The two are timed in alternating blocks, so both see
+the same load from the rest of the machine; the figure is the ratio of medians (target <= 1.10 for the
+int8 NHWC TFLite artifact).
+
+Model: MobileNetV3-small, random weights, 10 classes, 224x224 (built once with litert-torch / torch.onnx,
+cached under --work). The weights do not change the timing.
+
+    python benchmarks/runtime_overhead.py [--threads 2] [--runs 200] [--blocks 10]
+Writes benchmarks/results/runtime_overhead.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO / "tests"))
+
+import numpy as np  # noqa: E402
+
+
+def machine() -> dict:
+    import cv2
+
+    return {"platform": platform.platform(), "machine": platform.machine(), "cpus": os.cpu_count(),
+            "python": platform.python_version(), "opencv": cv2.__version__,
+            "loadavg_start": [round(x, 2) for x in os.getloadavg()]}
+
+
+def pct(xs_ns: list[int]) -> dict:
+    ms = np.asarray(xs_ns) / 1e6
+    return {"p50": round(float(np.percentile(ms, 50)), 4), "p90": round(float(np.percentile(ms, 90)), 4),
+            "p99": round(float(np.percentile(ms, 99)), 4), "n": int(ms.size)}
+
+
+def measure(clf, frame: np.ndarray, runs: int, blocks: int, progress) -> dict:
+    x = clf.prepare(frame).copy()
+    for _ in range(20):  # warm-up: allocator, XNNPACK packing, caches
+        clf.classify(frame)
+        clf.invoke(x)
+    bare, full, pre, post = [], [], [], []
+    per_block = max(1, runs // blocks)
+    for b in range(blocks):
+        order = ("bare", "full") if b % 2 == 0 else ("full", "bare")
+        for which in order:
+            for _ in range(per_block):
+                if which == "bare":
+                    t0 = time.perf_counter_ns()
+                    clf.invoke(x)
+                    bare.append(time.perf_counter_ns() - t0)
+                else:
+                    t0 = time.perf_counter_ns()
+                    clf.classify(frame)
+                    full.append(time.perf_counter_ns() - t0)
+                    pre.append(clf.last_timings_ns["preprocess"])
+                    post.append(clf.last_timings_ns["postprocess"])
+        progress(b + 1, blocks)
+    res = {"bare_invoke_ms": pct(bare), "classify_ms": pct(full), "preprocess_ms": pct(pre), "postprocess_ms": pct(post)}
+    res["ratio_of_medians"] = round(res["classify_ms"]["p50"] / res["bare_invoke_ms"]["p50"], 4)
+    # per-block ratios show how much the machine's other load moved the figure
+    return res
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--runs", type=int, default=200, help="timed calls per side and artifact")
+    ap.add_argument("--blocks", type=int, default=10)
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--work", default="/tmp/edgerec-bench")
+    ap.add_argument("--out", default=str(HERE / "results" / "runtime_overhead.json"))
+    args = ap.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", str(args.threads))
+    from _fixtures.runtime import make_benchmark_bundle
+    from tqdm import tqdm
+
+    from edgerec.runtime import Classifier
+
+    bundle = make_benchmark_bundle(Path(args.work) / f"mnv3s-{args.size}", args.size)
+    frame = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    combos = [("tflite", "int8", "litert"), ("tflite", "fp32", "litert"), ("onnx", "fp32", "onnxruntime"),
+              ("onnx", "fp32", "openvino"), ("openvino", "fp32", "openvino")]
+    results = []
+    bar = tqdm(total=len(combos) * args.blocks, desc="overhead", unit="block")
+    for fmt, prec, backend in combos:
+        with Classifier.load(bundle, format=fmt, precision=prec, backend=backend, threads=args.threads) as clf:
+            r = measure(clf, frame, args.runs, args.blocks, lambda *_: bar.update(1))
+            r.update({"artifact": clf.artifact.key, "backend": backend, "backend_version": clf.backend.version,
+                      "input": f"{clf.artifact.layout} {clf.artifact.input_dtype}"})
+            results.append(r)
+    bar.close()
+    out = {"benchmark": "runtime_overhead", "model": f"mobilenet_v3_small {args.size}px, 10 classes, random weights",
+           "frame": "640x480 BGR uint8", "threads": args.threads, "machine": machine(),
+           "loadavg_end": [round(x, 2) for x in os.getloadavg()], "target": "classify/bare <= 1.10 for tflite-int8",
+           "results": results}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+    print(f"{'artifact':<16}{'backend':<13}{'bare p50':>10}{'classify p50':>14}{'pre p50':>9}{'post p50':>10}{'ratio':>8}")
+    for r in results:
+        print(f"{r['artifact']:<16}{r['backend']:<13}{r['bare_invoke_ms']['p50']:>10.3f}{r['classify_ms']['p50']:>14.3f}"
+              f"{r['preprocess_ms']['p50']:>9.3f}{r['postprocess_ms']['p50']:>10.3f}{r['ratio_of_medians']:>8.3f}")
+    print(f"(ms; {args.threads} threads; written to {args.out})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
