@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["sshd_server", "ssh_board", "SshServer", "start_sshd", "make_bundle", "FAKE_RUNTIME"]
+__all__ = ["sshd_server", "ssh_board", "SshServer", "start_sshd", "make_bundle", "fake_board", "FAKE_RUNTIME"]
 
 SSHD = "/usr/sbin/sshd"
 FAKE_RUNTIME = Path(__file__).with_name("fake_runtime.py")
@@ -166,17 +166,23 @@ def make_bundle(folder: Path, *, name: str = "digits", version: str = "1", behav
     return folder
 
 
+def fake_board(root: Path) -> Path:
+    """Write what `edgerec device setup` writes (tested on its own) for a supervised board running the fake runtime."""
+    import json
+
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "board.json").write_text(json.dumps({
+        "python": sys.executable, "profile": None, "camera_uri": "file:///dev/null", "threads": None,
+        "service": "supervised", "unit": "edgerec",
+        "command": ["{python}", str(FAKE_RUNTIME), "{bundle}", "{source}", "{jsonl}"],
+    }))
+    return root
+
+
 @pytest.fixture
 def ssh_board(sshd_server, tmp_path):
-    """(server, remote root) of a freshly set-up board whose path holds a space and a quote."""
-    from edgerec.devices.setup import setup_board
-
-    root = tmp_path / "board home" / "it's here"
-    root.mkdir(parents=True)
-    command = ["{python}", str(FAKE_RUNTIME), "{bundle}", "{source}", "{jsonl}"]
-    with sshd_server.connect() as conn:
-        setup_board(conn, root=str(root), venv=str(Path(sys.executable).parents[1]), os_packages=False,
-                    service="supervised", camera_uri="file:///dev/null", command=command)
+    """(server, remote root) of a board whose path holds a space and a quote."""
+    root = fake_board(tmp_path / "board home" / "it's here")
     yield sshd_server, root
     from edgerec.devices import board
 
