@@ -1,0 +1,149 @@
+"""End to end: a tiny QAT run's folder, eval on a folder, and bad input that must leave no run behind."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from _fixtures.train import tiny_train_config
+from edgerec.cli import main as cli
+from edgerec.errors import ConfigError, DataError, EdgerecError
+
+pytest.importorskip("torch")
+
+
+def _no_leftovers(out: Path):
+    assert not out.exists()
+    assert not [p for p in out.parent.glob(out.name + ".incomplete-*")]
+
+
+def test_tiny_run_folder(tiny_run):
+    names = {p.name for p in tiny_run.iterdir()}
+    assert {"config.yaml", "split.json", "best.pt", "quantized.pt2", "quantized.json", "metrics.json", "run.json", "plots"} <= names
+    assert {p.name for p in (tiny_run / "plots").iterdir()} == {"curves.png", "confusion_fp32.png", "confusion_int8.png"}
+    info = json.loads((tiny_run / "run.json").read_text())
+    assert info["status"] == "complete" and info["dataset_sha256"] and "torch" in info["versions"]
+    # run.json is written last
+    assert (tiny_run / "run.json").stat().st_mtime_ns >= max(p.stat().st_mtime_ns for p in tiny_run.iterdir() if p.is_file())
+    q = json.loads((tiny_run / "quantized.json").read_text())
+    assert q["method"] == "qat" and q["example_shape"] == [1, 3, 32, 32]
+    split = json.loads((tiny_run / "split.json").read_text())
+    assert split["classes"] == [str(d) for d in range(10)]
+    assert not set(split["train"]) & set(split["test"])
+
+
+def test_tiny_run_metrics(tiny_run):
+    m = json.loads((tiny_run / "metrics.json").read_text())
+    for split in ("val", "test"):
+        for prec in ("fp32", "int8"):
+            r = m[split][prec]
+            assert 0.0 <= r["accuracy"] <= 1.0
+            assert set(r["per_class"]) == {str(d) for d in range(10)}
+            assert set(r["per_class"]["3"]) >= {"precision", "recall", "f1", "support"}
+            cm = r["confusion_matrix"]
+            assert len(cm) == 10 and sum(map(sum, cm)) == r["n"]
+            assert "top5" in r["top_k"]
+    assert [h["phase"] for h in m["history"]] == ["fine", "qat"]
+    assert m["int8_method"] == "qat"
+
+
+def test_tiny_run_loads_for_export(tiny_run):
+    import torch
+
+    from edgerec.train.checkpoint import load_run
+
+    run = load_run(tiny_run)
+    assert run.labels == tuple(str(d) for d in range(10))
+    assert (run.input_spec.height, run.input_spec.width) == (32, 32)
+    assert run.quant_method == "qat" and run.quantized is not None
+    x = torch.zeros(2, 3, 32, 32)
+    assert run.model(x).shape == (2, 10) and run.quantized(x).shape == (2, 10)
+
+
+def test_eval_cli_on_folder(tiny_run, tiny_digits, tmp_path, capsys):
+    report = tmp_path / "eval.json"
+    assert cli(["eval", str(tiny_run), "--data", str(tiny_digits), "--out", str(report), "--threads", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "fp32" in text and "int8" in text
+    r = json.loads(report.read_text())
+    assert r["data"]["fp32"]["n"] == 120 and r["data"]["int8"]["method"] == "qat"
+    assert len(r["data"]["int8"]["confusion_matrix"]) == 10
+
+
+def test_eval_rejects_foreign_labels(tiny_run, tiny_digits, tmp_path, capsys):
+    other = tmp_path / "other"
+    for name in ("3", "cat"):
+        shutil.copytree(tiny_digits / "3", other / name)
+    assert cli(["eval", str(tiny_run), "--data", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert "DataError" in err and "'cat'" in err
+
+
+def test_resume_with_other_labels_fails_cleanly(tiny_run, tiny_digits, tmp_path):
+    other = tmp_path / "other"
+    for name in ("a", "b"):
+        shutil.copytree(tiny_digits / "1", other / name)
+    out = tmp_path / "run"
+    with pytest.raises(DataError, match="labels"):
+        from edgerec.train import train
+
+        train(tiny_train_config(other, out, resume=str(tiny_run)))
+    _no_leftovers(out)
+
+
+@pytest.mark.parametrize("case", ["missing", "empty_class", "single_class"])
+def test_bad_data_is_a_clear_error(case, tiny_digits, tmp_path, capsys):
+    data = tmp_path / "data"
+    if case == "empty_class":
+        shutil.copytree(tiny_digits / "1", data / "1")
+        shutil.copytree(tiny_digits / "2", data / "2")
+        (data / "3").mkdir()
+    elif case == "single_class":
+        shutil.copytree(tiny_digits / "1", data / "1")
+    out = tmp_path / "run"
+    code = cli(["train", str(data), "--out", str(out), "--weights", "none", "--img-size", "32", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert {"missing": "not found", "empty_class": "no readable images", "single_class": "single class"}[case] in err
+    _no_leftovers(out)
+
+
+def test_failure_mid_run_leaves_no_run(tiny_digits, tmp_path, monkeypatch):
+    from edgerec.train import runner
+
+    def boom(*a, **k):
+        raise EdgerecError("simulated failure")
+
+    monkeypatch.setattr(runner, "_fit", boom)
+    out = tmp_path / "run"
+    with pytest.raises(EdgerecError, match="simulated"):
+        runner.train(tiny_train_config(tiny_digits, out))
+    _no_leftovers(out)
+
+
+def test_existing_out_needs_overwrite(tiny_digits, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    from edgerec.train import train
+
+    with pytest.raises(ConfigError, match="--overwrite"):
+        train(tiny_train_config(tiny_digits, out))
+    assert (out / "keep.txt").exists()
+
+
+def test_folds_cli(tiny_digits, tmp_path, capsys):
+    out = tmp_path / "cv"
+    code = cli(["train", str(tiny_digits), "--out", str(out), "--weights", "none", "--img-size", "32", "--epochs", "1",
+                "--max-steps", "1", "--batch-size", "16", "--folds", "2", "--threads", "2", "--quiet", "--no-plots",
+                "--set", "bn_momentum=0.1"])
+    assert code == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["cv"]["k"] == 2 and len(m["cv"]["folds"]) == 2
+    acc = m["cv"]["summary"]["accuracy"]
+    assert len(acc["values"]) == 2 and acc["mean"] == pytest.approx(sum(acc["values"]) / 2)
+    assert sum(f["n"] for f in m["cv"]["folds"]) == 84 + 24  # train + val, test held out
+    assert "fp32" in m["test"] and "int8" not in m["test"]
+    assert "2-fold cross-validation" in capsys.readouterr().out
+    assert not (out / "quantized.pt2").exists()
