@@ -1,0 +1,44 @@
+"""The format table: which function writes which format, and what each format/precision pair means.
+
+Adding a format is one line here plus one module with the same signature
+(``(src: ExportSource, precision: str, out_dir: Path, **options) -> FormatResult``).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Callable
+
+from ..errors import ConfigError, suggest
+
+__all__ = ["FORMATS", "PRECISIONS", "BACKEND_FOR", "exporter", "parse_list"]
+
+FORMATS: dict[str, str] = {
+    "tflite": "edgerec.export.tflite:export_tflite",
+    "onnx": "edgerec.export.onnx_format:export_onnx",
+    "openvino": "edgerec.export.openvino_format:export_openvino",
+}
+
+PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
+
+# The runtime backend each format is verified with (its own runtime, as on the device).
+BACKEND_FOR: dict[str, str] = {"tflite": "litert", "onnx": "onnxruntime", "openvino": "openvino"}
+
+
+def exporter(name: str) -> Callable:
+    """The export function of format ``name`` (imported on first use: converters are heavy)."""
+    if name not in FORMATS:
+        raise ConfigError(f"unknown export format '{name}'{suggest(name, FORMATS)}")
+    module, func = FORMATS[name].split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def parse_list(value, allowed, *, what: str) -> tuple[str, ...]:
+    """``"onnx,tflite"`` or a list -> a validated tuple in the table's order, duplicates removed."""
+    items = [v.strip().lower() for v in (value.split(",") if isinstance(value, str) else value) if v and v.strip()]
+    if not items:
+        raise ConfigError(f"no {what} given", hint=f"choose from: {', '.join(allowed)}")
+    for v in items:
+        if v not in allowed:
+            raise ConfigError(f"unknown {what} '{v}'{suggest(v, allowed)}")
+    return tuple(a for a in allowed if a in items)

@@ -1,0 +1,260 @@
+"""ONNX: fp32, fp16 and int8 QDQ, opset 18, dynamic batch, labels and input contract in ``metadata_props``.
+
+fp32 and int8 come from the same ``torch.onnx.export(dynamo=True)`` path, int8 from the converted PT2E graph
+(QAT or PTQ), so every format's int8 model shares one set of scales. Three clean-ups make the QDQ file what
+ONNX Runtime wants:
+
+* weight ``QuantizeLinear`` nodes on constant float weights are folded into int8 initializers
+  (the PT2E graph keeps float weights, so without this the "int8" file is as large as the fp32 one);
+* activations are re-expressed as **uint8** QDQ (same scale, zero point + 128: identical values), because
+  ONNX Runtime's x86 kernels are fast for u8 activations x s8 weights and fall back to slower paths for s8
+  activations;
+* the exporter's per-node debug metadata (stack traces) is dropped.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import ExportError
+from ._types import ExportSource, FormatResult
+
+__all__ = ["export_onnx", "OPSET", "write_metadata", "fold_weight_quantize", "uint8_activations"]
+
+OPSET = 18
+
+
+def export_onnx(src: ExportSource, precision: str, out_dir: Path, *, opset: int = OPSET,
+                int8_activations: str = "uint8", **_) -> FormatResult:
+    """Write ``model_<precision>.onnx`` into ``out_dir``.
+
+    ``int8_activations``: ``"uint8"`` (default, fastest in ONNX Runtime on x86) or ``"int8"`` (the graph as
+    PT2E made it, what ARM NEON kernels prefer).
+    """
+    import onnx
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if precision == "int8":
+        if src.quantized is None:
+            raise ExportError("int8 ONNX needs the quantized graph (run with --qat/--ptq, or export with --calib N)")
+        model = _torch_to_onnx(src.quantized, src.example, opset)
+        fold_weight_quantize(model)
+        if int8_activations == "uint8":
+            uint8_activations(model)
+        elif int8_activations != "int8":
+            raise ExportError(f"int8_activations must be 'uint8' or 'int8', got '{int8_activations}'")
+        quantization = src.quant_method or "ptq"
+    elif precision in ("fp32", "fp16"):
+        model = _torch_to_onnx(src.model, src.example, opset)
+        quantization = None
+        if precision == "fp16":
+            from onnxruntime.transformers.float16 import convert_float_to_float16
+
+            # float32 in/out keep the runtime's contract; everything inside is half precision
+            model = convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False)
+            _toposort(model)  # the converter appends its input casts at the end of the node list
+    else:
+        raise ExportError(f"ONNX has no '{precision}' precision here", hint="use fp32, fp16 or int8")
+    _strip_debug_info(model)
+    write_metadata(model, src, precision=precision, quantization=quantization, layout="NCHW")
+    try:
+        onnx.checker.check_model(model, full_check=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+        raise ExportError(f"the {precision} ONNX model fails onnx.checker: {exc}") from exc
+    name = f"model_{precision}.onnx"
+    onnx.save_model(model, str(out_dir / name))
+    return FormatResult(
+        files=[Path(name)],
+        layout="NCHW",
+        input_dtype="float32",
+        output_dtype="float32",
+        normalization_in_model=False,
+        quantization=quantization,
+        converter=f"torch.onnx (dynamo) {_version('torch')}, onnx {onnx.__version__}, opset {opset}",
+    )
+
+
+def _version(module: str) -> str:
+    import importlib
+
+    return getattr(importlib.import_module(module), "__version__", "?")
+
+
+def _torch_to_onnx(module, example, opset: int):
+    import torch
+
+    # torch.export specialises a size-1 batch; trace with two images and mark the batch dynamic
+    x = example if example.shape[0] > 1 else example.repeat(2, 1, 1, 1)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    try:
+        program = torch.onnx.export(
+            module, (x,), dynamo=True, external_data=False, opset_version=opset,
+            input_names=["input"], output_names=["logits"], dynamic_shapes=({0: batch},), verbose=False,
+        )
+    except Exception as exc:  # the exporter raises torch, onnxscript and ONNX errors alike
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ExportError(f"torch.onnx.export failed: {type(exc).__name__}: {first}") from exc
+    return program.model_proto
+
+
+def _strip_debug_info(model) -> None:
+    for node in model.graph.node:
+        del node.metadata_props[:]
+        node.doc_string = ""
+    for vi in model.graph.value_info:
+        del vi.metadata_props[:]
+
+
+def write_metadata(model, src: ExportSource, *, precision: str, quantization: str | None, layout: str) -> None:
+    """Labels and the full input contract into ``metadata_props`` (what Netron and ORT's modelmeta show)."""
+    import dataclasses
+
+    from .. import __version__
+
+    props = {
+        "edgerec_version": __version__,
+        "name": src.name,
+        "version": src.version,
+        "task": src.task,
+        "labels": json.dumps(list(src.labels)),
+        "input": json.dumps(dataclasses.asdict(src.input_spec)),
+        "layout": layout,
+        "precision": precision,
+        "quantization": quantization or "none",
+        "normalization_in_model": "false",
+        "output": "logits",
+    }
+    if src.model_name:
+        props["model"] = src.model_name
+    del model.metadata_props[:]
+    for key, value in props.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, str(value)
+    model.producer_name = "edgerec"
+    model.producer_version = __version__
+    model.doc_string = f"{src.name} {src.version}: {len(src.labels)}-class {src.task} classifier ({precision})"
+
+
+def _initializers(model) -> dict:
+    return {init.name: init for init in model.graph.initializer}
+
+
+def fold_weight_quantize(model) -> int:
+    """``QuantizeLinear(constant float W)`` -> an int8 initializer; returns how many were folded."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    inits = _initializers(model)
+    consts = {}
+    for node in model.graph.node:
+        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
+            consts[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
+
+    def value(name):
+        if name in inits:
+            return numpy_helper.to_array(inits[name])
+        return consts.get(name)
+
+    keep, folded = [], 0
+    new_inits = []
+    for node in model.graph.node:
+        if node.op_type == "QuantizeLinear" and value(node.input[0]) is not None:
+            w = value(node.input[0]).astype(np.float32)
+            scale = value(node.input[1])
+            zp = value(node.input[2]) if len(node.input) > 2 and node.input[2] else np.zeros((), np.uint8)
+            if scale is not None and zp is not None:
+                axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
+                shape = [1] * w.ndim
+                if scale.ndim == 1 and scale.size > 1:
+                    shape[axis] = scale.size
+                info = np.iinfo(zp.dtype)
+                q = np.rint(w / scale.reshape(shape)) + zp.astype(np.int32).reshape(shape)
+                q = np.clip(q, info.min, info.max).astype(zp.dtype)
+                new_inits.append(numpy_helper.from_array(q, node.output[0]))
+                folded += 1
+                continue
+        keep.append(node)
+    if folded:
+        del model.graph.node[:]
+        model.graph.node.extend(keep)
+        model.graph.initializer.extend(new_inits)
+        _drop_unused(model)
+    return folded
+
+
+def uint8_activations(model) -> int:
+    """Per-tensor int8 activation QDQ -> uint8 with zero point + 128 (same real values); returns the count.
+
+    Only ``QuantizeLinear`` nodes on computed tensors change (weights stay symmetric int8); each
+    ``DequantizeLinear`` reading such a tensor gets the matching uint8 zero point.
+    """
+    import numpy as np
+    from onnx import numpy_helper
+
+    inits = _initializers(model)
+    changed: dict[str, str] = {}  # old zero-point name -> uint8 twin
+    q_outputs: set[str] = set()
+    for node in model.graph.node:
+        if node.op_type != "QuantizeLinear" or len(node.input) < 3:
+            continue
+        zp_name = node.input[2]
+        zp = inits.get(zp_name)
+        if zp is None or node.input[0] in inits:
+            continue
+        arr = numpy_helper.to_array(zp)
+        if arr.dtype != np.int8 or arr.size != 1:
+            continue
+        if zp_name not in changed:
+            twin = zp_name + "_u8"
+            model.graph.initializer.append(numpy_helper.from_array((arr.astype(np.int16) + 128).astype(np.uint8), twin))
+            changed[zp_name] = twin
+        node.input[2] = changed[zp_name]
+        q_outputs.add(node.output[0])
+    for node in model.graph.node:
+        if node.op_type == "DequantizeLinear" and node.input[0] in q_outputs and len(node.input) > 2:
+            if node.input[2] in changed:
+                node.input[2] = changed[node.input[2]]
+            else:
+                arr = numpy_helper.to_array(inits[node.input[2]])
+                twin = node.input[2] + "_u8"
+                model.graph.initializer.append(numpy_helper.from_array((arr.astype(np.int16) + 128).astype(np.uint8), twin))
+                changed[node.input[2]] = twin
+                node.input[2] = twin
+    # the exporter's recorded int8 types of those tensors are stale now; shape inference redoes them
+    keep = [vi for vi in model.graph.value_info if vi.name not in q_outputs]
+    del model.graph.value_info[:]
+    model.graph.value_info.extend(keep)
+    _drop_unused(model)
+    return len(q_outputs)
+
+
+def _toposort(model) -> None:
+    produced = {i.name for i in model.graph.input} | {i.name for i in model.graph.initializer} | {""}
+    pending, ordered = list(model.graph.node), []
+    while pending:
+        ready = [n for n in pending if all(i in produced for i in n.input)]
+        if not ready:
+            raise ExportError("the fp16 ONNX graph has a cycle or a dangling input")
+        for n in ready:
+            ordered.append(n)
+            produced.update(n.output)
+        ids = {id(n) for n in ready}
+        pending = [n for n in pending if id(n) not in ids]
+    copies = [type(n)() for n in ordered]
+    for c, n in zip(copies, ordered):
+        c.CopyFrom(n)
+    del model.graph.node[:]
+    model.graph.node.extend(copies)
+
+
+def _drop_unused(model) -> None:
+    used = {i for n in model.graph.node for i in n.input} | {o.name for o in model.graph.output}
+    keep = [i for i in model.graph.initializer if i.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(keep)
+    nodes = [n for n in model.graph.node if n.op_type != "Constant" or n.output[0] in used]
+    if len(nodes) != len(model.graph.node):
+        del model.graph.node[:]
+        model.graph.node.extend(nodes)
