@@ -147,3 +147,24 @@ def test_folds_cli(tiny_digits, tmp_path, capsys):
     assert "fp32" in m["test"] and "int8" not in m["test"]
     assert "2-fold cross-validation" in capsys.readouterr().out
     assert not (out / "quantized.pt2").exists()
+
+
+def test_multi_label_run(tiny_digits, tmp_path):
+    from edgerec.train import train
+    from edgerec.train.checkpoint import load_checkpoint
+
+    rows = ["path,labels"]
+    for p in sorted(tiny_digits.glob("*/*.png")):
+        d = int(p.parent.name)
+        tags = ["even" if d % 2 == 0 else "odd"] + (["big"] if d >= 5 else [])
+        rows.append(f"{p},{';'.join(tags)}")
+    csv = tmp_path / "tags.csv"
+    csv.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "ml"
+    run = train(tiny_train_config(csv, out, multi_label=True, max_steps=2, balance="weighted"))
+    m = run.metrics["test"]["fp32"]
+    assert set(m["per_class"]) == {"big", "even", "odd"}
+    assert {"mAP", "micro_f1", "label_accuracy"} <= set(m)
+    assert len(m["confusion_matrix"]) == 3 and len(m["confusion_matrix"][0]) == 2
+    _, meta = load_checkpoint(out / "best.pt")
+    assert meta["task"] == "multi_label" and meta["labels"] == ["big", "even", "odd"]
