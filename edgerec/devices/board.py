@@ -67,10 +67,14 @@ def runtime_command(root: Path, cfg: dict) -> list[str]:
         "jsonl": str(_run_dir(root) / "predictions.jsonl"),
         "root": str(root),
     }
-    template = cfg.get("command") or [
-        "{python}", "-m", "edgerec.cli", "run", "{bundle}", "--source", "{source}", "--jsonl", "{jsonl}",
-    ]
-    return [part.format(**values) for part in template]
+    template = cfg.get("command")
+    if not template:
+        template = ["{python}", "-m", "edgerec.cli", "run", "{bundle}", "--source", "{source}", "--jsonl", "{jsonl}",
+                    "--no-status"]
+        if cfg.get("profile"):
+            template += ["--profile", cfg["profile"]]
+    # literal arguments: no placeholders are expanded inside them
+    return [part.format(**values) for part in template] + list(cfg.get("run_args") or [])
 
 
 # -- the runtime process ----------------------------------------------------------------------------

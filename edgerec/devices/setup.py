@@ -122,6 +122,7 @@ def setup_board(
     service: str = "auto",
     camera_uri: str | None = None,
     command: list[str] | None = None,
+    run_args: list[str] | None = None,
     dry_run: bool = False,
 ) -> SetupReport:
     """Prepare the board behind ``conn``; safe to run again (each step reports ``already``).
@@ -130,6 +131,7 @@ def setup_board(
     ``package``: what pip installs into a new venv (default ``edgerec[<runtime extra>]``; a wheel path works).
     ``service``: ``auto`` (systemd when it runs, else supervised), ``systemd`` or ``supervised``.
     ``command``: the runtime command template instead of ``edgerec run`` (``{python} {bundle} {source} {jsonl}``).
+    ``run_args``: extra arguments for the runtime, e.g. ``["--threads", "2"]``.
     """
     facts = _facts(conn)
     prof = _profile(profile, facts)
@@ -199,6 +201,7 @@ def setup_board(
         "service": kind,
         "unit": "edgerec",
         "command": command,
+        "run_args": list(run_args or []),
     }
     cfg_path = board.path("board.json")
     old = conn.run(f"cat {q(cfg_path)} 2>/dev/null || true").stdout
