@@ -95,6 +95,69 @@ def run_litert_benchmark(tflite: Path, threads: int, runs: int) -> dict:
     return {"median_ms": lat["median_ms"], "mean_ms": lat["avg_ms"], "min_ms": lat["min_ms"], "n": lat["num_runs"]}
 
 
+def same_process_control(bundle: Path, threads: int, chunks: int = 40, chunk: int = 10) -> list[dict]:
+    """edgerec's backends vs each tool's own inference call, alternating in one process.
+
+    Separate processes on a busy machine see different load; here both calls see the same, so any gap
+    is edgerec's own overhead (wrapper, input copy, configuration), not noise.
+    """
+    import numpy as np
+    import openvino as ov
+
+    from edgerec.bundle import load_manifest
+    from edgerec.runtime.backends import open_backend
+
+    m = load_manifest(bundle)
+    out = []
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 3, m.input.height, m.input.width)).astype(np.float32)
+
+    # OpenVINO: edgerec's backend vs benchmark_app's configuration (-hint none -nstreams 1 -nthreads T, sync)
+    art = m.artifact("openvino")
+    ours = open_backend(bundle / art.file, art, backend="openvino", threads=threads)
+    core = ov.Core()
+    cfg = {"NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": threads}  # no hint, as benchmark_app -hint none
+    req = core.compile_model(core.read_model(str(bundle / art.file)), "CPU", cfg).create_infer_request()
+    out.append(_alternate("openvino", threads, lambda: ours.invoke(x), lambda: req.infer({0: x}), chunks, chunk))
+
+    # LiteRT: edgerec's backend (Interpreter.invoke) vs litert-benchmark's call (CompiledModel.run_by_name)
+    import ai_edge_litert.tools.benchmark_litert_model as lb
+
+    art = m.artifact("tflite")
+    ours_l = open_backend(bundle / art.file, art, backend="litert", threads=threads)
+    opts = argparse.Namespace(use_cpu=True, use_gpu=False, use_npu=False, no_cpu=False, num_threads=threads,
+                              dispatch_library_path=None, compiler_plugin_path=None, runtime_path=None,
+                              require_full_delegation=False)
+    cm_cls, hw_cls, env_cls, env_opts_cls, opts_cls, cpu_opts_cls = lb._import_litert()
+    env = lb.create_environment(opts, env_cls, env_opts_cls)
+    model = cm_cls.from_file(str(bundle / art.file), environment=env,
+                             options=lb.create_model_options(opts, opts_cls, cpu_opts_cls, lb.build_hardware_accelerators(opts, hw_cls)))
+    sig = list(model.get_signature_list())[0]
+    ins = {n: model.create_input_buffer_by_name(sig, n) for n in model.get_input_tensor_details(sig)}
+    outs = {n: model.create_output_buffer_by_name(sig, n) for n in model.get_output_tensor_details(sig)}
+    for buf in ins.values():
+        buf.write(x)
+    out.append(_alternate("litert", threads, lambda: ours_l.invoke(x), lambda: model.run_by_name(sig, ins, outs), chunks, chunk))
+    return out
+
+
+def _alternate(name, threads, ours, theirs, chunks, chunk) -> dict:
+    for f in (ours, theirs):
+        for _ in range(20):
+            f()
+    ta, tb = [], []
+    clock = time.perf_counter_ns
+    for _ in range(chunks):
+        for f, acc in ((ours, ta), (theirs, tb)):
+            for _ in range(chunk):
+                t0 = clock()
+                f()
+                acc.append(clock() - t0)
+    ma, mb = statistics.median(ta) / 1e6, statistics.median(tb) / 1e6
+    return {"backend": name, "threads": threads, "edgerec_median_ms": ma, "tool_call_median_ms": mb,
+            "ratio_median": ma / mb, "edgerec_min_ms": min(ta) / 1e6, "tool_call_min_ms": min(tb) / 1e6,
+            "ratio_min": min(ta) / min(tb), "n": len(ta)}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=10)
@@ -147,7 +210,9 @@ def main(argv=None) -> int:
                 "ratio_min": min_ratio,
                 "within_15pct": abs(ratio - 1) <= TARGET, "min_within_15pct": abs(min_ratio - 1) <= TARGET,
             })
+    control = [c for t in threads for c in same_process_control(bundle, t)]
     out = {
+        "same_process_control": control,
         "what": ("each tool a separate process; the two tools of a pair run back to back, first one alternating; "
                  "ratio_median = median over rounds of edgerec median / reference median; ratio_min = best-case "
                  "(minimum) latency of edgerec / of the reference over all rounds"),
@@ -165,6 +230,10 @@ def main(argv=None) -> int:
               f"(IQR {s['ratio_iqr'][0]:.2f}-{s['ratio_iqr'][1]:.2f}), min {s['edgerec_min_ms']:.3f} vs "
               f"{s['reference_min_ms']:.3f} ms = {s['ratio_min']:.3f}; "
               f"{'within' if s['within_15pct'] and s['min_within_15pct'] else 'OUTSIDE'} +-15%")
+    for c in control:
+        print(f"same process, alternating: edgerec/{c['backend']} vs the tool's own call t{c['threads']}: "
+              f"median {c['edgerec_median_ms']:.3f} vs {c['tool_call_median_ms']:.3f} ms = {c['ratio_median']:.3f}; "
+              f"min ratio {c['ratio_min']:.3f}")
     print(f"wrote {args.out}")
     return 0
 
