@@ -24,6 +24,7 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError  # the reason this module exists; edgerec.data loads it lazily
 
 from ..errors import DataError
 
@@ -42,8 +43,6 @@ def is_image_file(path: str | Path) -> bool:
 
 def _open(path: Path, draft: int | None = None):
     """Open and fully decode ``path`` with Pillow; any failure is a ``DataError`` with the reason."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
     try:
         size = path.stat().st_size
     except FileNotFoundError:
@@ -54,13 +53,18 @@ def _open(path: Path, draft: int | None = None):
         raise DataError(f"{path} is empty (0 bytes)", hint="delete or replace the file")
     try:
         im = Image.open(path)
+        full_size = im.size
         if draft and im.format == "JPEG":
             # JPEG's DCT can decode at 1/2, 1/4 or 1/8 scale; Pillow picks the smallest that keeps both
-            # sides >= draft, so a later resize to ``draft`` loses nothing and decoding is several times faster
+            # sides >= draft, so a later resize to ``draft`` loses nothing and decoding is several times faster.
+            # The whole entropy-coded stream is still read, so truncation is still caught.
             im.draft(im.mode, (draft, draft))
         im.load()  # decodes everything: a truncated file raises here instead of coming back half grey
         if "exif" in im.info or im.format == "TIFF":  # skip the EXIF parse where there is none (PNG, BMP)
+            if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):  # these orientations turn the picture by 90 degrees
+                full_size = full_size[::-1]
             ImageOps.exif_transpose(im, in_place=True)
+        im.full_size = full_size  # (width, height) as stored, upright; im.size is smaller after a draft
     except UnidentifiedImageError:
         raise DataError(f"{path} is not an image Pillow can read", hint="delete the file or convert it to PNG/JPEG") from None
     except Image.DecompressionBombError as exc:
@@ -75,8 +79,6 @@ def _open(path: Path, draft: int | None = None):
 
 def _to_rgb(im) -> np.ndarray:
     """Pillow image in any mode -> (H, W, 3) uint8 RGB."""
-    from PIL import Image
-
     mode = im.mode
     if mode == "RGB":
         return np.asarray(im, dtype=np.uint8)
@@ -140,7 +142,10 @@ class ImageInfo:
 
 
 def probe_image(path: str | Path, *, digest: bool = False) -> ImageInfo:
-    """Decode ``path`` fully and report its mode, size and problems without raising.
+    """Decode ``path`` and report its mode, size (upright, as stored) and problems without raising.
+
+    JPEGs decode at 1/8 scale (every byte of the compressed stream is still read, so truncated and
+    corrupt files are caught the same way), which makes checking camera pictures several times faster.
 
     ``digest=True`` also hashes the file's bytes (SHA-256) to find exact duplicates.
     """
@@ -156,7 +161,7 @@ def probe_image(path: str | Path, *, digest: bool = False) -> ImageInfo:
         except OSError as exc:
             return ImageInfo(path, nbytes, error=str(exc.strerror or exc), kind="unreadable")
     try:
-        im = _open(path)
+        im = _open(path, draft=1)  # JPEG at 1/8 scale: same checks, a fraction of the decoding
     except DataError as exc:
         text = exc.message
         kind = "empty" if nbytes == 0 else "truncated" if " is truncated" in text else "corrupt"
@@ -164,6 +169,7 @@ def probe_image(path: str | Path, *, digest: bool = False) -> ImageInfo:
         reason = text.replace(str(path), "").strip().removeprefix("is ")
         return ImageInfo(path, nbytes, error=reason, kind=kind, sha256=sha)
     try:
-        return ImageInfo(path, nbytes, mode=im.mode, width=im.width, height=im.height, format=im.format, sha256=sha)
+        w, h = im.full_size
+        return ImageInfo(path, nbytes, mode=im.mode, width=w, height=h, format=im.format, sha256=sha)
     finally:
         im.close()

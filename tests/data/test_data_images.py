@@ -169,3 +169,18 @@ def test_draft_decodes_jpeg_smaller_but_not_below_target(tmp_path):
     (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
     with pytest.raises(DataError, match="truncated|corrupt"):
         read_image(tmp_path / "cut.jpg", draft=100)  # still caught at reduced scale
+
+
+def test_probe_reports_stored_upright_size_of_big_jpeg(tmp_path):
+    rng = np.random.default_rng(1)
+    im = Image.fromarray(rng.integers(0, 255, (480, 640, 3), dtype=np.uint8))
+    im.save(tmp_path / "plain.jpg")
+    exif = im.getexif()
+    exif[0x0112] = 8  # turned 90 degrees: stored 640x480, stands 480x640
+    im.save(tmp_path / "turned.jpg", exif=exif.tobytes())
+    a, b = probe_image(tmp_path / "plain.jpg"), probe_image(tmp_path / "turned.jpg")
+    assert (a.width, a.height) == (640, 480) and a.ok and a.mode == "RGB"
+    assert (b.width, b.height) == (480, 640)
+    data = (tmp_path / "plain.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: int(len(data) * 0.9)])
+    assert probe_image(tmp_path / "cut.jpg").kind in ("truncated", "corrupt")
