@@ -178,7 +178,7 @@ def _skip_kind(reason: str) -> str:
     if reason.startswith("not an image"):
         return "not_image"
     if reason.startswith("not inside"):
-        return "outside_class_folder"
+        return "outside_class_folder"  # or outside a split folder, in pre-split data
     return "missing"
 
 

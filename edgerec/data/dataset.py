@@ -190,6 +190,8 @@ def _scan_folder(root: Path) -> _Scan:
                                 hint="merge them into one folder")
             seen[canonical] = d.name
         scan.layout = "presplit"
+        for f in sorted(p for p in root.iterdir() if p.is_file() and not p.name.startswith(".")):
+            scan.skipped.append((f, "not inside a split folder"))
         for d in split_dirs:
             _scan_imagefolder(root, d.name, scan)
     else:

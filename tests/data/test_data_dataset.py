@@ -53,8 +53,10 @@ def test_presplit_keeps_split_and_accepts_valid_alias(tmp_path):
     make_folder(root, {"a": 4, "b": 3}, split="train")
     make_folder(root, {"a": 2, "b": 1}, split="valid")
     make_folder(root, {"a": 1, "b": 1}, split="test")
+    (root / "README.md").write_text("about")
     ds = load_dataset(root)
     assert ds.layout == "presplit" and ds.presplit
+    assert [(p.name, r) for p, r in ds.skipped] == [("README.md", "not inside a split folder")]
     assert ds.classes == ("a", "b")
     assert len(ds.indices("train")) == 7 and len(ds.indices("val")) == 3 and len(ds.indices("test")) == 2
     assert ds.relpath(ds.indices("val")[0]).startswith("valid/")
