@@ -207,11 +207,15 @@ def deploy(
     res = DeployResult(str(conn.target), name, version)
     res.seconds["verify_local"] = round(time.perf_counter() - t_all, 3)
 
+    t = time.perf_counter()
     board = Board(conn, root)
     if service:
         board.config  # fail early on a board that was never set up
+    res.seconds["board_config"] = round(time.perf_counter() - t, 3)
+    t = time.perf_counter()
     with conn.lock(board.path(".lock"), wait=lock_wait) as lock:
         res.locked_at = lock.acquired_at
+        res.seconds["lock"] = round(time.perf_counter() - t, 3)
         try:
             _deploy_locked(board, bundle, files, res, service=service, health_timeout=health_timeout,
                            keep=keep, progress=progress, force_upload=force_upload)
@@ -244,6 +248,8 @@ def _deploy_locked(board: Board, bundle: Path, files: dict[str, str], res: Deplo
     facts = dict(ln.split("=", 1) for ln in conn.run(prep, what="preparing the upload").stdout.splitlines() if "=" in ln)
     res.previous = facts.get("previous") or None
     res.skipped_upload = facts.get("present") == "yes"
+    res.seconds["prepare"] = round(time.perf_counter() - t, 3)
+    t = time.perf_counter()
 
     if not res.skipped_upload:
         total = sum((bundle / rel).stat().st_size for rel in files)
@@ -277,8 +283,9 @@ def _deploy_locked(board: Board, bundle: Path, files: dict[str, str], res: Deplo
         if not r.ok:
             raise DeployError(f"{conn.target}: switching to {version} failed: {(r.stderr or r.stdout).strip()[-300:]}")
     else:
+        t = time.perf_counter()
         board.switch(name, version)
-    res.seconds["switch_done"] = round(time.perf_counter() - t, 3)
+        res.seconds["switch"] = round(time.perf_counter() - t, 3)
 
     event = {"time": time.time(), "action": "deploy", "name": name, "version": version, "from": res.previous}
     if service:
@@ -297,7 +304,9 @@ def _deploy_locked(board: Board, bundle: Path, files: dict[str, str], res: Deplo
                 + (f"\n--- service log (tail) ---\n{tail}" if tail else ""),
                 hint="fix the model or the board (edgerec device doctor) and deploy again",
             )
+    t = time.perf_counter()
     _log_and_prune(board, event, keep, protect={version, res.previous})
+    res.seconds["log_prune"] = round(time.perf_counter() - t, 3)
     res.ok = True
 
 
