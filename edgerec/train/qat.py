@@ -1,0 +1,291 @@
+"""PT2E quantization: the one place that knows how a float model becomes an int8 graph.
+
+Every exported int8 artifact (TFLite, QDQ ONNX, OpenVINO) starts from the graph made here, so the scheme is
+the one all of them share: symmetric per-channel int8 weights (range -127..127), per-tensor affine int8
+activations (-128..127), as TFLite/XNNPACK expect.
+
+Quantization-aware training (QAT)::
+
+    gm = qat.prepare(model, example, qat=True)     # fake-quant in the graph, train gm like a model
+    for step, (x, y) in enumerate(loader):
+        if step == freeze_step:
+            qat.freeze(gm)                         # late phase: fixed ranges and BN statistics
+        ...
+    qat.move_to_eval(gm)
+    q = qat.convert(gm)                            # int8 reference graph (quantize/dequantize ops)
+    qat.save_quantized(q, example, run / "quantized.pt2")
+
+Post-training quantization (PTQ)::
+
+    gm = qat.prepare(model.eval(), example, qat=False)
+    qat.calibrate(gm, batches)
+    q = qat.convert(gm)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from ..errors import ConfigError, ModelError, suggest
+
+__all__ = [
+    "QUANTIZERS",
+    "DEFAULT_QUANTIZER",
+    "get_quantizer",
+    "quantizer_scheme",
+    "prepare",
+    "freeze",
+    "move_to_eval",
+    "move_to_train",
+    "calibrate",
+    "convert",
+    "save_quantized",
+    "load_quantized",
+    "describe",
+]
+
+# Chosen by benchmarks/quantizer_compare.py (QAT on digits): see docs/quantization.md.
+DEFAULT_QUANTIZER = "xnnpack"
+
+_META_KEY = "edgerec_quant"
+
+
+def _xnnpack(qat: bool):
+    # torchao keeps the reference XNNPACK quantizer under testing/ (executorch holds the maintained copy);
+    # it warns that it is deprecated on every construction, which says nothing useful to our users.
+    import warnings
+
+    from torchao.testing.pt2e._xnnpack_quantizer import XNNPACKQuantizer, get_symmetric_quantization_config
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantizer = XNNPACKQuantizer()
+    return quantizer.set_global(get_symmetric_quantization_config(is_per_channel=True, is_qat=qat))
+
+
+def _litert(qat: bool):
+    from ._compat import apply_litert_conv_bn_fix
+
+    apply_litert_conv_bn_fix()  # annotation of conv-bn patterns fails without it on litert-torch 0.10
+    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
+
+    return PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_qat=qat))
+
+
+QUANTIZERS: dict[str, Callable[[bool], Any]] = {"xnnpack": _xnnpack, "litert": _litert}
+
+
+def get_quantizer(kind: str = DEFAULT_QUANTIZER, *, qat: bool = True):
+    """The PT2E quantizer ``kind`` (``"xnnpack"``: torchao's XNNPACKQuantizer, ``"litert"``: litert-torch's
+    PT2EQuantizer), set to symmetric per-channel int8 weights and per-tensor int8 activations."""
+    if kind not in QUANTIZERS:
+        raise ConfigError(f"unknown quantizer '{kind}'{suggest(kind, QUANTIZERS)}")
+    return QUANTIZERS[kind](qat)
+
+
+def quantizer_scheme(quantizer) -> dict:
+    """The weight and activation scheme a quantizer applies, as plain values (for manifests and tests)."""
+    import torch
+
+    config = quantizer.global_config
+    if config is None:
+        raise ConfigError("the quantizer has no global config", hint="call quantizer.set_global(config)")
+
+    def spec(s):
+        if s is None:
+            return None
+        per_channel = s.qscheme in (torch.per_channel_symmetric, torch.per_channel_affine)
+        symmetric = s.qscheme in (torch.per_channel_symmetric, torch.per_tensor_symmetric)
+        return {
+            "dtype": str(s.dtype).replace("torch.", ""),
+            "quant_min": s.quant_min,
+            "quant_max": s.quant_max,
+            "granularity": "per_channel" if per_channel else "per_tensor",
+            "symmetric": symmetric,
+            "ch_axis": s.ch_axis if per_channel else None,
+        }
+
+    return {
+        "weight": spec(config.weight),
+        "input_activation": spec(config.input_activation),
+        "output_activation": spec(config.output_activation),
+        "qat": bool(config.is_qat),
+    }
+
+
+def _as_args(example) -> tuple:
+    import torch
+
+    if isinstance(example, torch.Tensor):
+        return (example,)
+    if isinstance(example, (tuple, list)) and all(isinstance(t, torch.Tensor) for t in example):
+        return tuple(example)
+    raise ConfigError(
+        f"example must be a torch.Tensor (1, 3, H, W) or a tuple of tensors, got {type(example).__name__}"
+    )
+
+
+def _export_batch_dynamic(module, args: tuple):
+    """``torch.export.export`` with a free batch dimension.
+
+    torch.export specialises a size-1 dimension, and training-mode BatchNorm on a 1x1 feature map needs more
+    than one value per channel, so a batch of one is traced as a batch of two.
+    """
+    import torch
+
+    traced = tuple(a.repeat(2, *([1] * (a.dim() - 1))) if a.shape[0] == 1 else a for a in args)
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    return torch.export.export(module, traced, dynamic_shapes=tuple({0: batch} for _ in args))
+
+
+def prepare(model, example, *, qat: bool, kind: str = DEFAULT_QUANTIZER):
+    """Export ``model`` with ``torch.export`` and insert fake-quant (``qat=True``) or observers (PTQ).
+
+    ``example`` is a normalised (1, 3, H, W) float tensor. The returned ``torch.fx.GraphModule`` is trained
+    (QAT) or calibrated (PTQ) like the model, then passed to :func:`convert`. The batch size of ``example``
+    is not baked in: the export marks it dynamic so training batches of any size go through.
+    """
+    import torch
+    from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e, prepare_qat_pt2e
+
+    args = _as_args(example)
+    quantizer = get_quantizer(kind, qat=qat)
+    model.train(qat)  # QAT captures training-mode BatchNorm so conv-bn folding is simulated while training
+    try:
+        exported = _export_batch_dynamic(model, args).module()
+    except Exception as exc:  # torch.export raises many unrelated types (UserError, Unsupported, ...)
+        raise ModelError(
+            f"torch.export could not capture {type(model).__name__} for quantization: {exc.__class__.__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}",
+            hint="quantize a torchvision model from edgerec.train.models, or train without --qat/--ptq",
+        ) from exc
+    gm = prepare_qat_pt2e(exported, quantizer) if qat else prepare_pt2e(exported, quantizer)
+    gm.meta[_META_KEY] = {
+        "method": "qat" if qat else "ptq",
+        "quantizer": kind,
+        "example_shape": list(args[0].shape),
+    }
+    return gm
+
+
+def freeze(gm, *, observers: bool = True, bn: bool = True):
+    """Late QAT phase: stop updating quantization ranges (``observers``) and BatchNorm running statistics
+    (``bn``, momentum set to 0 in the graph). Returns ``gm`` (changed in place)."""
+    if observers:
+        from torchao.quantization.pt2e import disable_observer
+
+        gm.apply(disable_observer)
+    if bn:
+        changed = False
+        for node in gm.graph.nodes:
+            if node.op != "call_function" or "batch_norm" not in str(node.target):
+                continue
+            names = [a.name for a in getattr(node.target, "_schema").arguments]
+            if "momentum" in names:
+                i = names.index("momentum")
+                if i < len(node.args):
+                    args = list(node.args)
+                    args[i] = 0.0
+                    node.args = tuple(args)
+                else:
+                    node.kwargs = {**node.kwargs, "momentum": 0.0}
+                changed = True
+        if changed:
+            gm.recompile()
+    return gm
+
+
+def move_to_eval(gm):
+    """Switch an exported graph's dropout and BatchNorm to inference behaviour (``gm.eval()`` does not)."""
+    from torchao.quantization.pt2e import move_exported_model_to_eval
+
+    return move_exported_model_to_eval(gm)
+
+
+def move_to_train(gm):
+    """Switch an exported graph's dropout and BatchNorm back to training behaviour."""
+    from torchao.quantization.pt2e import move_exported_model_to_train
+
+    return move_exported_model_to_train(gm)
+
+
+def calibrate(gm, batches: Iterable, *, progress: bool = False) -> int:
+    """Run float batches (N, 3, H, W), normalised, through a PTQ-prepared graph so observers see the ranges.
+
+    ``batches`` may yield tensors or ``(tensor, label)`` pairs. Returns the number of images seen.
+    """
+    import torch
+
+    move_to_eval(gm)
+    seen = 0
+    iterator = batches
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(batches, desc="calibrate", unit="batch", leave=False)
+    with torch.no_grad():
+        for batch in iterator:
+            x = batch[0] if isinstance(batch, (tuple, list)) else batch
+            if not isinstance(x, torch.Tensor):
+                x = torch.as_tensor(x)
+            gm(x.float())
+            seen += int(x.shape[0])
+    if seen == 0:
+        raise ConfigError("calibration got no images", hint="pass a non-empty calibration set (--calib N with N > 0)")
+    return seen
+
+
+def convert(gm):
+    """Fake-quant/observers -> int8 reference graph (``convert_pt2e``), in eval mode.
+
+    Weights are kept as float constants followed by quantize/dequantize pairs (``fold_quantize=False``): the
+    LiteRT converter only recognises that form as a quantized weight, and ONNX/OpenVINO read it as QDQ too.
+    """
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
+
+    meta = dict(gm.meta.get(_META_KEY, {}))
+    move_to_eval(gm)
+    q = convert_pt2e(gm, fold_quantize=False)
+    move_to_eval(q)
+    if meta:
+        q.meta[_META_KEY] = meta
+    return q
+
+
+def describe(gm) -> dict:
+    """``{"method", "quantizer", "example_shape"}`` recorded by :func:`prepare` (what ``quantized.json`` holds)."""
+    meta = gm.meta.get(_META_KEY)
+    if not meta:
+        raise ModelError("this graph was not prepared by edgerec.train.qat.prepare, so its method is unknown")
+    return dict(meta)
+
+
+def save_quantized(gm, example, path) -> Path:
+    """``torch.export.save`` the converted graph to ``path`` (``.pt2``), written atomically."""
+    import torch
+
+    path = Path(path)
+    args = _as_args(example)
+    ep = _export_batch_dynamic(gm, args)
+    tmp = path.with_name(path.stem + ".tmp.pt2")  # torch.export.save warns unless the name ends in .pt2
+    torch.export.save(ep, tmp)
+    tmp.replace(path)
+    return path
+
+
+def load_quantized(path):
+    """The converted int8 graph saved by :func:`save_quantized`, as a ``torch.fx.GraphModule`` in eval mode."""
+    import torch
+
+    # Registers the quantized_decomposed ops the saved graph refers to; torch.export.load fails without it.
+    import torchao.quantization.pt2e.quantize_pt2e  # noqa: F401
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"quantized graph not found: {path}", hint="train with --qat or --ptq to create it")
+    try:
+        gm = torch.export.load(path).module()
+    except Exception as exc:  # torch.export.load raises zipfile, pickle and runtime errors
+        raise ModelError(f"{path} is not a readable torch.export archive: {exc.__class__.__name__}: {exc}") from exc
+    return move_to_eval(gm)

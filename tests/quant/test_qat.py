@@ -1,0 +1,125 @@
+"""PT2E QAT/PTQ on a tiny conv-bn-relu classifier trained on digits."""
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("torchao")
+
+from _fixtures.quant import accuracy, digits_images, normalise, tiny_net, train_float  # noqa: E402
+
+from edgerec.errors import ConfigError, ModelError  # noqa: E402
+from edgerec.train import qat  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    images, labels = digits_images()
+    x, y = normalise(images), torch.from_numpy(labels)
+    return x[:1200], y[:1200], x[1200:], y[1200:]
+
+
+@pytest.fixture(scope="module")
+def trained(digits):
+    x, y, _, _ = digits
+    return train_float(tiny_net(), x, y)
+
+
+@pytest.mark.parametrize("kind", sorted(qat.QUANTIZERS))
+def test_quantizer_scheme_is_shared_int8(kind):
+    for is_qat in (True, False):
+        scheme = qat.quantizer_scheme(qat.get_quantizer(kind, qat=is_qat))
+        w = scheme["weight"]
+        assert (w["dtype"], w["granularity"], w["symmetric"], w["ch_axis"]) == ("int8", "per_channel", True, 0)
+        assert (w["quant_min"], w["quant_max"]) == (-127, 127)
+        for act in (scheme["input_activation"], scheme["output_activation"]):
+            assert (act["dtype"], act["granularity"], act["symmetric"]) == ("int8", "per_tensor", False)
+            assert (act["quant_min"], act["quant_max"]) == (-128, 127)
+        assert scheme["qat"] is is_qat
+
+
+def test_unknown_quantizer_suggests():
+    with pytest.raises(ConfigError, match="did you mean 'xnnpack'"):
+        qat.get_quantizer("xnnpak")
+
+
+def test_bad_example_is_config_error(trained):
+    with pytest.raises(ConfigError, match="example must be"):
+        qat.prepare(trained, [[1.0]], qat=False)
+
+
+def _quant_ops(gm):
+    return {str(n.target) for n in gm.graph.nodes if n.op == "call_function" and "quantize" in str(n.target)}
+
+
+# convert_pt2e traces ~100 small patterns with dynamo: about half a minute per call here, so the second
+# quantizer runs with the slow tests.
+@pytest.mark.parametrize("kind", ["xnnpack", pytest.param("litert", marks=pytest.mark.slow)])
+def test_qat_train_freeze_convert_save_load(kind, digits, trained, tmp_path):
+    x, y, xv, yv = digits
+    model = tiny_net()
+    model.load_state_dict(trained.state_dict())
+    float_acc = accuracy(model.eval()(xv), yv)
+
+    gm = qat.prepare(model, x[:1], qat=True, kind=kind)
+    opt = torch.optim.Adam(gm.parameters(), lr=1e-3)
+    g = torch.Generator().manual_seed(1)
+    for step in range(12):
+        if step == 8:
+            qat.freeze(gm)
+            frozen_scales = {k: v.clone() for k, v in gm.state_dict().items() if k.endswith(".scale")}
+            bn_means = {k: v.clone() for k, v in gm.state_dict().items() if k.endswith("running_mean")}
+        idx = torch.randint(0, len(x), (32,), generator=g)
+        loss = torch.nn.functional.cross_entropy(gm(x[idx]), y[idx])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    state = gm.state_dict()
+    assert frozen_scales and all(torch.equal(state[k], v) for k, v in frozen_scales.items())
+    assert bn_means and all(torch.equal(state[k], v) for k, v in bn_means.items())
+
+    qat.move_to_eval(gm)
+    with torch.no_grad():
+        fq_logits = gm(xv)
+    q = qat.convert(gm)
+    assert "quantized_decomposed.quantize_per_channel.default" in _quant_ops(q)  # weights
+    assert "quantized_decomposed.quantize_per_tensor.default" in _quant_ops(q)  # activations
+    assert qat.describe(q) == {"method": "qat", "quantizer": kind, "example_shape": [1, 3, 16, 16]}
+    with torch.no_grad():
+        q_logits = q(xv)
+    # The int8 reference graph computes what QAT simulated, and keeps the float accuracy.
+    assert (q_logits.argmax(1) == fq_logits.argmax(1)).float().mean() > 0.97
+    assert accuracy(q_logits, yv) > float_acc - 0.05
+
+    path = qat.save_quantized(q, x[:1], tmp_path / "quantized.pt2")
+    assert path.is_file() and not list(tmp_path.glob("*.tmp*"))
+    loaded = qat.load_quantized(path)
+    with torch.no_grad():
+        assert torch.allclose(loaded(xv[:8]), q(xv[:8]), atol=1e-5)
+    assert "quantized_decomposed.quantize_per_channel.default" in _quant_ops(loaded)
+
+
+def test_ptq_calibrate_convert(digits, trained):
+    x, _, xv, yv = digits
+    model = tiny_net()
+    model.load_state_dict(trained.state_dict())
+    float_acc = accuracy(model.eval()(xv), yv)
+    gm = qat.prepare(model, x[:1], qat=False)
+    with pytest.raises(ConfigError, match="no images"):
+        qat.calibrate(gm, [])
+    seen = qat.calibrate(gm, [(x[i : i + 50], None) for i in range(0, 200, 50)])
+    assert seen == 200
+    q = qat.convert(gm)
+    assert qat.describe(q)["method"] == "ptq"
+    with torch.no_grad():
+        assert accuracy(q(xv), yv) > float_acc - 0.05
+
+
+def test_load_missing_is_model_error(tmp_path):
+    with pytest.raises(ModelError, match="not found"):
+        qat.load_quantized(tmp_path / "nope.pt2")
+    bad = tmp_path / "bad.pt2"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(ModelError, match="not a readable"):
+        qat.load_quantized(bad)
