@@ -109,18 +109,24 @@ class Classifier:
         if root.is_file():
             root = root.parent
         manifest = verify_bundle(root) if verify else load_manifest(root)
+        attempts = [(backend, precision)]
         if profile:
             from ..devices.profile import load_profile  # only when asked: profiles are package data
 
             prof = load_profile(profile)
-            if backend == "auto" and getattr(prof, "default_backend", None):
-                backend = prof.default_backend
-            if precision is None and getattr(prof, "default_precision", None):
-                wanted = prof.default_precision
-                precision = wanted if any(a.precision == wanted for a in manifest.ok_artifacts()) else None
             if threads is None:
-                threads = getattr(prof, "default_threads", None)
-        artifact, name = choose_artifact(manifest, backend=backend, format=format, precision=precision)
+                threads = prof.default_threads
+            # the profile's backend and precision are preferences: a bundle without them still runs
+            attempts = [(backend if backend != "auto" else prof.default_backend or "auto", precision or prof.default_precision),
+                        (backend if backend != "auto" else prof.default_backend or "auto", precision),
+                        (backend, precision)]
+        for i, (be_name, prec) in enumerate(attempts):
+            try:
+                artifact, name = choose_artifact(manifest, backend=be_name, format=format, precision=prec)
+                break
+            except (BackendError, ConfigError):
+                if i == len(attempts) - 1:
+                    raise
         path = root / (artifact.file or (artifact.files[0] if artifact.files else ""))
         if not path.is_file():
             raise BundleError(f"{artifact.key}: model file {path} is missing", hint="copy the whole bundle folder")

@@ -115,3 +115,15 @@ def test_multilabel_bundle(rt_multilabel_bundle):
         frame[:] = (230, 10, 230)
         pred = clf.classify(frame)
         assert sorted(pred.labels) == ["blue", "red"]
+
+
+def test_device_profile_defaults_are_preferences(rt_onnx_bundle):
+    # x86-64: OpenVINO, int8, host threads -> the int8 ONNX artifact, run by OpenVINO
+    with Classifier.load(rt_onnx_bundle, profile="x86-64") as clf:
+        assert (clf.artifact.key, clf.backend.name) == ("onnx-int8", "openvino")
+        assert clf.classify(colour_frame("red")).label == "red"
+    # rpi5: LiteRT int8, 4 threads; this bundle has no TFLite, so the best runnable artifact is used
+    with Classifier.load(rt_onnx_bundle, profile="rpi5") as clf:
+        assert clf.backend.name == "onnxruntime" and clf.backend.threads == 4
+    with Classifier.load(rt_onnx_bundle, profile="rpi5", threads=1, precision="fp32") as clf:
+        assert clf.backend.threads == 1 and clf.artifact.precision == "fp32"  # the call wins
