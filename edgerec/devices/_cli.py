@@ -146,7 +146,8 @@ def device_main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="edgerec device", description="Prepare and check boards.")
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("setup", help="prepare a board over SSH (idempotent)")
-    s.add_argument("target")
+    s.add_argument("target", nargs="?", help="user@host[:port]; omit with --local")
+    s.add_argument("--local", action="store_true", help="set up THIS machine (run on the board itself, e.g. from runtime/install.sh)")
     s.add_argument("--profile", help="device profile (rpi5, rpi4, jetson-orin-nano, ...; default: detected)")
     s.add_argument("--venv", help="use this existing virtual environment on the board")
     s.add_argument("--package", help="what pip installs into the new venv (default edgerec[<profile extra>]; a wheel path works)")
@@ -170,7 +171,11 @@ def device_main(argv: list[str]) -> int:
     if args.cmd == "setup":
         from .setup import parse_command, setup_board
 
-        with _connect(args, args.target) as conn:
+        if not args.local and not args.target:
+            p.error("give the board (user@host[:port]) or --local")
+        from .ssh import LocalConnection
+
+        with (LocalConnection() if args.local else _connect(args, args.target)) as conn:
             rep = setup_board(conn, profile=args.profile, root=args.root, venv=args.venv, package=args.package,
                               os_packages=args.os_packages, service=args.service, camera_uri=args.camera,
                               command=parse_command(args.command),

@@ -19,7 +19,7 @@ from typing import Callable
 
 from ..errors import ConfigError, DeployError, require
 
-__all__ = ["Target", "Result", "Connection", "connect", "q"]
+__all__ = ["Target", "Result", "Connection", "LocalConnection", "connect", "q"]
 
 q = shlex.quote
 
@@ -148,6 +148,39 @@ class Connection:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class LocalConnection:
+    """The same ``run``/``put``/``put_bytes`` on this machine, for ``edgerec device setup --local`` on the board itself."""
+
+    target = Target("localhost")
+
+    def run(self, script: str, *, check: bool = True, timeout: float = 120.0, what: str | None = None) -> Result:
+        import subprocess
+
+        r = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=timeout)
+        res = Result(script, r.returncode, r.stdout, r.stderr)
+        if check and not res.ok:
+            detail = (r.stderr.strip() or r.stdout.strip() or f"exit status {r.returncode}").splitlines()[-5:]
+            raise DeployError(f"localhost: {what or 'command'} failed: " + " | ".join(detail))
+        return res
+
+    def put(self, local: Path, remote: str, callback=None) -> None:
+        import shutil
+
+        shutil.copyfile(local, remote)
+
+    def put_bytes(self, data: bytes, remote: str) -> None:
+        Path(remote).write_bytes(data)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "LocalConnection":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
 
 
 class BoardLock:

@@ -134,3 +134,18 @@ def test_health_reports_missing_predictions_with_log_tail(tmp_path):
     finally:
         board.stop(root)
     assert not h["healthy"] and "model failed to load" in h["log_tail"]
+
+
+def test_install_script_sets_up_this_machine(tmp_path, repo_root):
+    """runtime/install.sh with a venv already in place: no pip, then `device setup --local`; twice = idempotent."""
+    root = tmp_path / "edge rec"
+    root.mkdir()
+    os.symlink(Path(sys.executable).parents[1], root / "venv")
+    cmd = ["sh", str(repo_root / "runtime" / "install.sh"), "--root", str(root), "--no-os-packages", "--camera", "/dev/video0"]
+    for expect in ("done", "already"):
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        line = next(ln for ln in r.stdout.splitlines() if ln.strip().startswith("board.json"))
+        assert expect in line
+    cfg = json.loads((root / "board.json").read_text())
+    assert cfg["python"] == str(root / "venv" / "bin" / "python") and cfg["camera_uri"] == "/dev/video0"
