@@ -86,3 +86,22 @@ def test_sigterm_ends_cleanly_with_summary(rt_onnx_bundle, tmp_path):
     for step in ("capture", "preprocess", "inference", "postprocess"):
         assert step in err
     assert "Traceback" not in err
+
+
+def test_status_line_and_stage_table(rt_onnx_bundle, rt_multilabel_bundle, rt_video):
+    import io
+
+    from edgerec.runtime.pipeline import Pipeline
+
+    stream = io.StringIO()
+    with open_source(str(rt_video)) as src, Pipeline.from_bundle(rt_onnx_bundle) as first, \
+            Pipeline.from_bundle(rt_multilabel_bundle) as second:
+        import dataclasses
+
+        (spec2, clf2), = second.stages
+        pipe = Pipeline("two", first.stages + [(dataclasses.replace(spec2, name="second"), clf2)])
+        s = run_loop(pipe, src, [], status=True, status_stream=stream, status_every=0.0)
+    text = stream.getvalue()
+    assert text.count("\r") >= 10 and "FPS" in text and "dropped 0" in text
+    table = s.table()
+    assert "stage" in table and s.stages_ms["second"]["runs"] == 40

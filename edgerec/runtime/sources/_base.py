@@ -95,7 +95,7 @@ class Source:
             self._thread.start()
         return self
 
-    def close(self, timeout: float = 5.0) -> None:
+    def close(self, timeout: float = 10.0) -> None:
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
