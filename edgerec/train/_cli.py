@@ -92,6 +92,10 @@ def train_main(argv: list[str]) -> int:
     if cfg.data is None or cfg.out is None:
         raise ConfigError("edgerec train needs DATA and --out", hint="edgerec train data/digits --out runs/digits")
     run = train(cfg)
+    if not cfg.progress:  # train() prints the table itself unless --quiet; the table is the result, keep it
+        from .metrics import summary_table
+
+        print(summary_table(run.metrics, task=run.metrics.get("task", "single_label")))
     if args.json:
         print(json.dumps({k: {p: m["accuracy"] for p, m in run.metrics[k].items()} for k in ("val", "test") if k in run.metrics}))
     return 0
