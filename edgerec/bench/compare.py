@@ -26,9 +26,9 @@ def device_label(rec: dict[str, Any]) -> str:
 
 
 def config_label(rec: dict[str, Any]) -> str:
-    """``tflite-int8 litert t4``."""
+    """``tflite-int8 litert 4 thr``."""
     t = rec.get("threads")
-    return f"{rec['artifact']} {rec['backend']} t{t if t else 'auto'}"
+    return f"{rec['artifact']} {rec['backend']} {t if t else 'auto'} thr"
 
 
 def compare_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -72,12 +72,12 @@ def plot_compare(rows: list[dict[str, Any]], path: str | Path, *, title: str | N
     n_dev = len(devices)
     bar_h = 0.8 / n_dev
     fig_h = max(2.5, 0.35 * len(configs) * max(1, n_dev * 0.7) + 1.5)
-    fig, ax = plt.subplots(figsize=(9, fig_h), dpi=110)
+    fig, ax = plt.subplots(figsize=(10, fig_h), dpi=110)
     colors = plt.get_cmap("tab10")
     y = np.arange(len(configs))
     xmax = max(r["p99"] for r in rows)
     for i, dev in enumerate(devices):
-        ys, p50, err = [], [], []
+        ys, p50, err, p99 = [], [], [], []
         for j, c in enumerate(configs):
             r = cell.get((dev, c))
             if r is None:
@@ -85,17 +85,19 @@ def plot_compare(rows: list[dict[str, Any]], path: str | Path, *, title: str | N
             ys.append(y[j] - 0.4 + bar_h * (i + 0.5))
             p50.append(r["p50"])
             err.append(max(0.0, r["p99"] - r["p50"]))
+            p99.append(r["p99"])
         ax.barh(ys, p50, height=bar_h * 0.9, color=colors(i % 10), label=dev,
                 xerr=[np.zeros(len(err)), err], error_kw={"ecolor": "0.25", "capsize": 3, "elinewidth": 1})
-        for yy, v in zip(ys, p50):
-            ax.text(v, yy, f" {v:.2f}", va="center", ha="left", fontsize=7, color="0.15")
+        for yy, v, tail in zip(ys, p50, p99):  # the p50 value, right of the whisker so they never overlap
+            ax.text(max(v, tail) + xmax * 0.01, yy, f"{v:.3g}", va="center", ha="left", fontsize=7, color="0.15")
     ax.set_yticks(y, configs, fontsize=8)
     ax.invert_yaxis()  # fastest at the top
     ax.set_xlabel("latency per image, ms (bar: p50, whisker: p99)")
     ax.set_xlim(0, xmax * 1.15)
     ax.grid(axis="x", alpha=0.3)
     ax.set_title(title or f"edgerec bench: {rows[0]['bundle']}", fontsize=10)
-    ax.legend(fontsize=8, loc="lower right", title="device", title_fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="device", title_fontsize=8,
+              frameon=False)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

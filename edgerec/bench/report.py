@@ -53,7 +53,7 @@ def print_warnings(records: list[dict[str, Any]], *, file=None) -> None:
 
 
 def latency_table(records: list[dict[str, Any]], *, title: str = "") -> None:
-    headers = ["artifact", "backend", "thr", "MB", "load ms", "1st ms", "p50 ms", "p50 95% CI", "p90", "p99", "max",
+    headers = ["artifact", "backend", "thr", "MB", "load ms", "1st ms", "min", "p50 ms", "p50 95% CI", "p90", "p99", "max",
                "img/s", "RSS MB", "top-1/n"]
     rows = []
     for r in sorted(records, key=lambda r: r["latency_ms"]["p50"]):
@@ -61,7 +61,7 @@ def latency_table(records: list[dict[str, Any]], *, title: str = "") -> None:
         ci = lat.get("p50_ci95") or [None, None]
         acc = r.get("accuracy")
         rows.append([r["artifact"], r["backend"], r.get("threads") or "auto", r["size_bytes"] / 2**20, r["load_ms"],
-                     r["first_inference_ms"], f"{lat['p50']:.3f}", f"{ci[0]:.3f}-{ci[1]:.3f}", lat["p90"], lat["p99"],
+                     r["first_inference_ms"], lat["min"], f"{lat['p50']:.3f}", f"{ci[0]:.3f}-{ci[1]:.3f}", lat["p90"], lat["p99"],
                      lat["max"], f"{r['throughput_ips']:.1f}", (r.get("rss_mb") or {}).get("peak"),
                      f"{acc['top1']:.3f}/{acc['n']}" if acc else None])
     print_table(title or "latency per image (timed runs back to back, batch 1)", headers, rows)

@@ -125,3 +125,18 @@ def test_bad_flags(bench_bundle, capsys):
     assert main(["bench", str(bench_bundle), "--threads", "x"]) == 2
     assert main(["bench", str(bench_bundle), "--backend", "onnxrt", "--runs", "2", "--no-store"]) == 2
     assert "did you mean 'onnxruntime'" in capsys.readouterr().err
+
+
+def test_sequential_and_pinned(bench_bundle, tmp_path):
+    import os
+
+    before = os.sched_getaffinity(0)
+    core = min(before)
+    store = tmp_path / "s.jsonl"
+    assert main(["bench", str(bench_bundle), "--artifact", "tflite", "--threads", "1", "--runs", "7", "--no-interleave",
+                 "--pin", str(core), "--warmup-runs", "2", "--warmup-seconds", "0", "--store", str(store)]) == 0
+    rec = read_records(store)[0]
+    assert rec["settings"]["pin"] == [core] and rec["settings"]["interleave"] is False
+    assert rec["warmup_runs"] == 2 and rec["latency_ms"]["n"] == 7
+    assert os.sched_getaffinity(0) == before  # restored afterwards
+    assert main(["bench", str(bench_bundle), "--runs", "2", "--pin", "4096", "--no-store"]) == 2

@@ -38,7 +38,7 @@ def test_budget_passes_and_fails_naming_the_closest(records):
     assert ok.ok and ok.best["artifact"] == "tflite-int8" and len(ok.passed) == 2
     miss = check_budget(records, 5.0)
     assert not miss.ok and miss.closest["artifact"] == "tflite-int8"
-    assert "closest: tflite-int8 litert t4 on rpi5 (pi-a)" in miss.message()
+    assert "closest: tflite-int8 litert 4 thr on rpi5 (pi-a)" in miss.message()
     floor = check_budget(records, 10.0, accuracy_floor=0.96)
     assert floor.ok and floor.best["artifact"] == "onnx-fp32" and floor.best["device"].startswith("jetson")
     none = check_budget(records, 100.0, accuracy_floor=0.99)
