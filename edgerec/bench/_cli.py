@@ -3,7 +3,7 @@
     edgerec bench BUNDLE [--threads 1,2,4] [--runs N | --seconds S] [--data DIR] [--store FILE]
                          [--budget-ms X [--accuracy-floor A]] [--recommend [PATH]]
     edgerec bench BUNDLE --source URI [--frames N]
-    edgerec bench BUNDLE --estimate rpi5 [--store FILE ...]
+    edgerec bench BUNDLE --estimate rpi4 [--compare-store FILE ...]
     edgerec bench compare FILE... [--png compare.png] [--budget-ms X [--accuracy-floor A]]
     edgerec bench fingerprint
 """

@@ -8,6 +8,9 @@ from typing import Any, Iterable, Sequence
 __all__ = ["print_table", "latency_table", "loop_table", "compare_table", "estimate_table", "print_warnings"]
 
 
+_TEXT_COLUMNS = {"basis", "measured", "stage"}
+
+
 def _fmt(v: Any, digits: int = 2) -> str:
     if v is None:
         return "-"
@@ -30,14 +33,16 @@ def print_table(title: str, headers: Sequence[str], rows: Iterable[Sequence[Any]
         for r in rows:
             print("  ".join(c.rjust(w) for c, w in zip(r, widths)), file=file)
         return
-    table = Table(title=title, title_justify="left", header_style="bold")
+    table = Table(header_style="bold")
     for i, h in enumerate(headers):
-        table.add_column(h, justify="left" if i < 3 else "right", no_wrap=i < 3)
+        text_col = i < 3 or h in _TEXT_COLUMNS
+        table.add_column(h, justify="left" if text_col else "right", no_wrap=i < 3)
     for r in rows:
         table.add_row(*r)
     console = Console(file=file)
     if not console.is_terminal:
         console = Console(file=file, width=180)  # piped or logged: do not squeeze to 80 columns
+    console.print(title, style="bold", highlight=False)  # above, not inside: a narrow table would wrap it
     console.print(table)
 
 
