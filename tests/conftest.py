@@ -16,3 +16,4 @@ from _fixtures.data import *  # noqa: E402,F401,F403
 from _fixtures.ssh import *  # noqa: E402,F401,F403
 from _fixtures.train import *  # noqa: E402,F401,F403
 from _fixtures.runtime import *  # noqa: E402,F401,F403
+from _fixtures.export import *  # noqa: E402,F401,F403

@@ -39,8 +39,7 @@ def export_onnx(src: ExportSource, precision: str, out_dir: Path, *, opset: int 
     if precision == "int8":
         if src.quantized is None:
             raise ExportError("int8 ONNX needs the quantized graph (run with --qat/--ptq, or export with --calib N)")
-        model = _torch_to_onnx(src.quantized, src.example, opset)
-        fold_weight_quantize(model)
+        model = qdq_model(src, opset)
         if int8_activations == "uint8":
             uint8_activations(model)
         elif int8_activations != "int8":
@@ -74,6 +73,24 @@ def export_onnx(src: ExportSource, precision: str, out_dir: Path, *, opset: int 
         quantization=quantization,
         converter=f"torch.onnx (dynamo) {_version('torch')}, onnx {onnx.__version__}, opset {opset}",
     )
+
+
+def qdq_model(src: ExportSource, opset: int = OPSET):
+    """The quantized graph as QDQ ONNX with int8 weights folded (a fresh copy; built once per source).
+
+    The OpenVINO exporter reads the same model, so the export happens once per ``edgerec export``.
+    """
+    import onnx
+
+    cached = src.extra.get("qdq_onnx")
+    if cached is None or cached[0] != opset:
+        model = _torch_to_onnx(src.quantized, src.example, opset)
+        fold_weight_quantize(model)
+        _strip_debug_info(model)
+        src.extra["qdq_onnx"] = cached = (opset, model)
+    copy = onnx.ModelProto()
+    copy.CopyFrom(cached[1])
+    return copy
 
 
 def _version(module: str) -> str:

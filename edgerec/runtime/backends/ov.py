@@ -25,6 +25,9 @@ class OpenVINOBackend(Backend):
         config = {"PERFORMANCE_HINT": "LATENCY"}
         if threads and dev in ("CPU", "AUTO"):
             config["INFERENCE_NUM_THREADS"] = int(threads)
+        if dev == "CPU" and artifact.precision in ("fp32", "fp16"):
+            # on CPUs with AVX512-BF16/AMX OpenVINO computes in bf16 unless told not to (logits move by ~0.2)
+            config["INFERENCE_PRECISION_HINT"] = "f32"
         try:
             model = core.read_model(str(self.path))
             self._compiled = core.compile_model(model, dev, config)

@@ -1,0 +1,398 @@
+"""``export()``: run folder -> converted artifacts -> verification -> ``edgerec.json`` -> archive."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from ..bundle import MANIFEST_NAME, Artifact, InputSpec, Manifest, Verification, sha256_file, write_manifest
+from ..errors import ConfigError, DataError, EdgerecError, ExportError, ModelError
+from ._types import ExportSource
+from .formats import BACKEND_FOR, FORMATS, PRECISIONS, exporter, parse_list
+from .verify import Thresholds, accuracy, judge, measure, run_artifact, torch_logits
+
+__all__ = ["Bundle", "export", "load_source"]
+
+_VERSION_PACKAGES = ("torch", "torchvision", "torchao", "litert-torch", "ai-edge-litert", "onnx", "onnxruntime",
+                     "onnxscript", "openvino", "nncf", "numpy", "opencv-python-headless")
+
+
+@dataclass
+class Bundle:
+    """What ``export`` wrote: the bundle folder, its manifest and its single-file archive."""
+
+    dir: Path
+    manifest: Manifest
+    archive: Path | None = None
+
+
+# --------------------------------------------------------------------------- source
+
+
+def _resizer(spec: InputSpec):
+    """The runtime's own resize (squash / center_crop / letterbox) as ``rgb -> model-size rgb``."""
+    import cv2
+
+    from ..runtime.preprocess import Preprocessor
+
+    pre = Preprocessor(spec, Artifact(format="onnx", precision="fp32"))
+
+    def resize(rgb: np.ndarray) -> np.ndarray:
+        return pre.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)).copy()
+
+    return resize
+
+
+def _read(paths: list[Path], spec: InputSpec, *, desc: str, progress: bool) -> np.ndarray:
+    from ..data.images import read_image
+
+    resize = _resizer(spec)
+    it: Iterable[Path] = paths
+    if progress and len(paths) > 50:
+        from tqdm.auto import tqdm
+
+        it = tqdm(paths, desc=desc, unit="img", leave=False)
+    out = np.empty((len(paths), spec.height, spec.width, 3), np.uint8)
+    for i, p in enumerate(it):
+        out[i] = resize(read_image(p))
+    return out
+
+
+def _split(loaded) -> tuple[Any, dict[str, list[int]]]:
+    from ..data.split import Split
+
+    path = loaded.run_dir / "split.json"
+    if not path.is_file():
+        raise DataError(f"{loaded.run_dir} has no split.json, so there is no held-out set to verify on",
+                        hint="export a run folder written by `edgerec train`")
+    split = Split.load(path)
+    return split.dataset, split.parts()
+
+
+def _pick(indices: list[int], n: int, seed: int = 0) -> list[int]:
+    if n >= len(indices):
+        return list(indices)
+    rng = np.random.default_rng(seed)
+    return sorted(rng.choice(indices, size=n, replace=False).tolist())
+
+
+def load_source(run, *, calib: int = 256, max_eval: int = 500, img_size: int | None = None,
+                need_int8: bool = True, progress: bool = True) -> tuple[ExportSource, Any, dict]:
+    """A run folder -> ``ExportSource`` (+ the loaded run and the data it used).
+
+    Makes the int8 graph by post-training quantization on ``calib`` training images when the run has
+    none (or when ``img_size`` changes the input size the run's graph was traced at).
+    """
+    import torch
+
+    from ..train.checkpoint import load_run
+
+    loaded = load_run(run)
+    spec = loaded.input_spec
+    if img_size is not None and (img_size, img_size) != (spec.height, spec.width):
+        spec = dataclasses.replace(spec, height=int(img_size), width=int(img_size))
+        try:
+            with torch.no_grad():
+                loaded.model(torch.zeros(1, 3, spec.height, spec.width))
+        except RuntimeError as exc:
+            raise ConfigError(f"{loaded.model_name} does not take {img_size} px input: {exc}") from exc
+        loaded.quantized, loaded.quant_method = None, None  # the run's graph is traced at its own size
+    dataset, parts = _split(loaded)
+    test = parts["test"] or parts["val"]
+    if not test:
+        raise DataError(f"{loaded.run_dir}/split.json has no test or val images to verify on")
+    eval_idx = _pick(test, max_eval)
+    labels_of = dataset.samples
+    task = loaded.task
+    if task == "multi_label":
+        eval_labels = np.zeros((len(eval_idx), len(loaded.labels)), np.int64)
+        for r, i in enumerate(eval_idx):
+            eval_labels[r, list(labels_of[i].labels)] = 1
+    else:
+        eval_labels = np.array([labels_of[i].label for i in eval_idx], np.int64)
+    eval_images = _read([labels_of[i].path for i in eval_idx], spec, desc="held-out images", progress=progress)
+    calib_idx = _pick(parts["train"], calib, seed=1) if calib > 0 else []
+    calib_images = _read([labels_of[i].path for i in calib_idx], spec, desc="calibration images", progress=progress)
+    from ..runtime.adapters import normalize
+
+    example = torch.from_numpy(np.ascontiguousarray(normalize(eval_images[:1], spec).transpose(0, 3, 1, 2)))
+    quantized, method = loaded.quantized, loaded.quant_method
+    if need_int8 and quantized is None:
+        quantized, method = _ptq(loaded.model, example, calib_images, spec, progress=progress), "ptq"
+    h = hashlib.sha256()
+    for i in calib_idx:
+        h.update(dataset.relpath(i).encode() + b"\0")
+    h.update(calib_images.tobytes())
+    src = ExportSource(
+        model=loaded.model, labels=loaded.labels, task=task, input_spec=spec, example=example,
+        quantized=quantized, quant_method=method, calib_images=calib_images,
+        eval_images=eval_images, eval_labels=eval_labels, name=loaded.run_dir.name,
+        version=str(loaded.run_id or "1"), model_name=loaded.model_name,
+    )
+    data = {"dataset": dataset, "eval_idx": eval_idx, "calib_sha256": h.hexdigest() if calib_idx else None,
+            "calib_n": len(calib_idx)}
+    return src, loaded, data
+
+
+def _ptq(model, example, calib_images, spec, *, progress: bool):
+    from ..runtime.adapters import normalize
+    from ..train import qat
+
+    if len(calib_images) == 0:
+        raise ConfigError("int8 without a QAT/PTQ graph in the run needs calibration images",
+                          hint="pass --calib N (N > 0), or drop int8 from --precision")
+    gm = qat.prepare(model, example, qat=False)
+    batches = [normalize(calib_images[i:i + 32], spec).transpose(0, 3, 1, 2).copy() for i in range(0, len(calib_images), 32)]
+    qat.calibrate(gm, batches, progress=progress)
+    model.eval()
+    return qat.convert(gm)
+
+
+# --------------------------------------------------------------------------- export
+
+
+def _versions() -> dict[str, str]:
+    from importlib import metadata
+
+    out = {"python": sys.version.split()[0]}
+    for name in _VERSION_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def _one(src: ExportSource, fmt: str, precision: str, tmp: Path, options: dict, *, threads: int | None,
+         th: Thresholds, reference: np.ndarray, ref_acc: float) -> Artifact:
+    """Convert, hash and verify one format x precision; failures become a ``failed`` artifact."""
+    t0 = time.perf_counter()
+    try:
+        result = exporter(fmt)(src, precision, tmp / fmt, **options)
+    except (EdgerecError, ImportError, RuntimeError, ValueError, TypeError, NotImplementedError, AttributeError,
+            KeyError, OSError) as exc:
+        # a converter that cannot handle this model (unsupported op, missing package, crash inside it):
+        # recorded, and the other formats go on
+        reason = exc.message if isinstance(exc, EdgerecError) else f"{type(exc).__name__}: {exc}"
+        return Artifact(format=fmt, precision=precision, status="failed", error=_short(reason),
+                        export_seconds=round(time.perf_counter() - t0, 2))
+    seconds = round(time.perf_counter() - t0, 2)
+    files = [f"{fmt}/{Path(f).as_posix()}" for f in result.files]
+    fields = {k: getattr(result, k) for k in ("layout", "input_dtype", "output_dtype", "input_quant", "output_quant",
+                                               "normalization_in_model", "embedded_preprocess", "output",
+                                               "quantization", "converter")}
+    art = Artifact(
+        format=fmt, precision=precision, status="ok", file=files[0], files=tuple(files),
+        sha256={f: sha256_file(tmp / f) for f in files}, size_bytes=sum((tmp / f).stat().st_size for f in files),
+        export_seconds=seconds, **fields,
+    )
+    try:
+        scores = run_artifact(tmp / files[0], art, src.eval_images, src.input_spec, threads=threads)
+        v = measure(scores, reference, src.eval_labels, src.task, reference_accuracy=ref_acc)
+    except (EdgerecError, RuntimeError, ValueError) as exc:
+        reason = exc.message if isinstance(exc, EdgerecError) else f"{type(exc).__name__}: {exc}"
+        return dataclasses.replace(art, status="failed", error=_short(f"verification could not run it: {reason}"))
+    problem = judge(v, precision, th)
+    if problem:
+        return dataclasses.replace(art, status="failed", error=problem, verification=dataclasses.replace(v, passed=False))
+    return dataclasses.replace(art, verification=v)
+
+
+def _short(text: str, n: int = 600) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _copy_checks(tmp: Path, src: ExportSource, data: dict, n: int) -> tuple[list[str], list[int]]:
+    """A few real held-out images into ``check/<label>/`` (label = folder, as in an ImageFolder)."""
+    dataset, eval_idx = data["dataset"], data["eval_idx"]
+    picked: list[int] = []
+    # one per class first, then more in order, so a health check sees every class it can
+    seen: set = set()
+    for r, i in enumerate(eval_idx):
+        lab = dataset.samples[i].label
+        if lab not in seen:
+            picked.append(r)
+            seen.add(lab)
+    picked += [r for r in range(len(eval_idx)) if r not in picked]
+    picked = sorted(picked[:n])
+    rels = []
+    for r in picked:
+        s = dataset.samples[eval_idx[r]]
+        label = src.labels[s.label] if 0 <= s.label < len(src.labels) else "_unlabelled"
+        rel = f"check/{_safe(label)}/{s.path.name}"
+        (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(s.path, tmp / rel)
+        rels.append(rel)
+    return rels, picked
+
+
+def _safe(name: str) -> str:
+    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    return keep.strip(".") or "_"
+
+
+def _place(tmp: Path, out: Path) -> None:
+    """Move the finished temporary folder to ``out`` (replacing an earlier bundle there)."""
+    if out.exists():
+        if not (out / MANIFEST_NAME).is_file() and any(out.iterdir()):
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise ExportError(f"{out} exists and is not a bundle folder", hint="choose an empty or new --out folder")
+        old = out.with_name(f".{out.name}.old-{int(time.time())}")
+        out.rename(old)
+        tmp.rename(out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(out)
+
+
+def export(run, *, formats: str | Iterable[str] = tuple(FORMATS), precisions: str | Iterable[str] = ("fp32", "int8"),
+           out=None, calib: int = 256, img_size: int | None = None, embed_preprocess: bool = False,
+           max_int8_drop: float = 1.5, min_agreement: float = 0.99, threads: int | None = 2, max_eval: int = 500,
+           check_images: int = 10, archive: bool = True, strict: bool = True, progress: bool = True,
+           table: bool = True, options: dict[str, dict] | None = None) -> Bundle:
+    """Convert the run in folder ``run`` to every ``formats`` x ``precisions``, verify each, write a bundle.
+
+    ``out`` (default ``RUN/bundle``) becomes the bundle folder, ``out + ".edgerec"`` its archive. int8 comes
+    from the run's QAT/PTQ graph, else from post-training quantization on ``calib`` training images.
+    ``options`` passes extra keyword arguments per format (``{"onnx": {"int8_activations": "int8"}}``).
+
+    Raises ``ExportError`` after writing the bundle when an artifact misses its bound (fp32/fp16 top-1
+    agreement with PyTorch under ``min_agreement``, int8 accuracy more than ``max_int8_drop`` points
+    under fp32) and ``strict`` is true, or when no artifact could be produced at all.
+
+    >>> b = export("runs/digits", out="bundles/digits")                # doctest: +SKIP
+    >>> b.manifest.artifact("onnx", "int8").verification.accuracy      # doctest: +SKIP
+    95.8
+    """
+    import torch
+
+    from .. import __version__
+
+    fmts = parse_list(formats, tuple(FORMATS), what="format")
+    precs = parse_list(precisions, PRECISIONS, what="precision")
+    if threads:
+        torch.set_num_threads(int(threads))
+    if calib < 0 or max_eval < 1:
+        raise ConfigError("calib must be >= 0 and max_eval >= 1")
+    run = Path(run)
+    if not (run / "best.pt").is_file():
+        raise ModelError(f"{run} has no checkpoint (best.pt)", hint="pass the --out folder of a finished `edgerec train`")
+    out = Path(out) if out is not None else run / "bundle"
+    src, loaded, data = load_source(run, calib=calib, max_eval=max_eval, img_size=img_size,
+                                    need_int8="int8" in precs, progress=progress)
+    th = Thresholds(min_agreement=min_agreement, max_int8_drop=max_int8_drop)
+    reference = torch_logits(src.model, src.eval_images, src.input_spec)
+    ref_acc = accuracy(reference, src.eval_labels, src.task)
+    ref = {"n_images": int(len(reference)), "accuracy": round(ref_acc, 4), "framework": f"torch {torch.__version__}"}
+    if src.quantized is not None:
+        q_logits = torch_logits(src.quantized, src.eval_images, src.input_spec)
+        ref["int8_accuracy"] = round(accuracy(q_logits, src.eval_labels, src.task), 4)
+        ref["int8_method"] = src.quant_method
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        jobs = [(f, p, False) for f in fmts for p in precs]
+        if embed_preprocess and "openvino" in fmts:
+            jobs += [("openvino", p, True) for p in precs]
+        arts = []
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(jobs), desc="export", unit="artifact", leave=False)
+        for fmt, prec, pp in jobs:
+            if bar is not None:
+                bar.set_postfix_str(f"{fmt} {prec}{' +preprocess' if pp else ''}")
+            opts = dict((options or {}).get(fmt, {}))
+            if fmt == "openvino":
+                opts["embed_preprocess"] = pp
+            arts.append(_one(src, fmt, prec, tmp, opts, threads=threads, th=th, reference=reference, ref_acc=ref_acc))
+            if bar is not None:
+                bar.update()
+        if bar is not None:
+            bar.close()
+        checks, picked = _copy_checks(tmp, src, data, check_images)
+        ref["check_labels"] = [int(x) if np.ndim(x) == 0 else [int(v) for v in x] for x in src.eval_labels[picked]]
+        ref["check_top1"] = [int(x) for x in reference[picked].argmax(1)]
+        manifest = Manifest(
+            name=src.name, version=src.version, task=src.task, labels=tuple(src.labels), input=src.input_spec,
+            artifacts=tuple(arts), reference=ref, check_images=tuple(checks),
+            provenance={
+                "edgerec_version": __version__,
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "run_id": loaded.run_id,
+                "model": loaded.model_name,
+                "dataset_sha256": loaded.dataset_sha256,
+                "calibration_sha256": data["calib_sha256"],
+                "calibration_images": data["calib_n"],
+                "quantization": src.quant_method,
+                "verification_backends": {f: BACKEND_FOR[f] for f in fmts},
+                "versions": _versions(),
+            },
+        )
+        write_manifest(manifest, tmp)
+        _place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    arch = None
+    if archive:
+        from .._archive import pack
+
+        arch = pack(out, out.with_name(out.name + ".edgerec"))
+    bundle = Bundle(dir=out, manifest=manifest, archive=arch)
+    if table:
+        print_table(manifest)
+    failed = [a for a in manifest.artifacts if a.status != "ok"]
+    if not manifest.ok_artifacts():
+        raise ExportError(f"no artifact could be produced; first reason: {failed[0].key}: {failed[0].error}",
+                          hint=f"the manifest with every reason is in {out}")
+    bad = [a for a in failed if a.verification is not None]
+    if strict and bad:
+        raise ExportError(
+            "verification failed: " + "; ".join(f"{a.key}: {a.error}" for a in bad),
+            hint=f"the bundle was written to {out} with these artifacts marked failed; "
+                 "loosen the bound with --max-int8-drop only if that accuracy is acceptable",
+        )
+    return bundle
+
+
+def print_table(manifest: Manifest, file=None) -> None:
+    """Format | Precision | Size | Accuracy | Δ vs PyTorch | Agreement | Max |Δlogit| | Export time | Status."""
+    from rich.console import Console
+    from rich.table import Table
+
+    ref = manifest.reference or {}
+    title = f"{manifest.name}: {len(manifest.labels)} classes, {manifest.input.height}x{manifest.input.width}"
+    if ref.get("accuracy") is not None:
+        title += f"; PyTorch fp32 {ref['accuracy']:.2f}% on {ref.get('n_images')} held-out images"
+    t = Table(title=title)
+    for col in ("Format", "Precision", "Size (MB)", "Accuracy", "Δ vs PyTorch", "Agreement", "Max |Δlogit|",
+                "Export time", "Status"):
+        t.add_column(col, justify="left" if col in ("Format", "Precision", "Status") else "right")
+    for a in manifest.artifacts:
+        v = a.verification
+        status = "[green]ok[/]" if a.status == "ok" else f"[red]failed[/]: {_short(a.error or '', 90)}"
+        t.add_row(
+            a.format + (" +pp" if a.embedded_preprocess else ""), a.precision,
+            f"{a.size_bytes / 1e6:.2f}" if a.size_bytes else "-",
+            f"{v.accuracy:.2f}%" if v else "-",
+            f"{v.accuracy_delta:+.2f}" if v else "-",
+            f"{v.agreement:.1%}" if v else "-",
+            f"{v.max_abs_logit_diff:.3g}" if v else "-",
+            f"{a.export_seconds:.1f}s" if a.export_seconds is not None else "-",
+            status,
+        )
+    Console(file=file or sys.stdout, width=160).print(t)

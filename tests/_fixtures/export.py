@@ -1,0 +1,87 @@
+"""Export fixtures: a quickly trained digits run and ``tiny_bundle``, a verified bundle other areas reuse."""
+
+import json
+
+import pytest
+
+__all__ = ["make_digits_run", "export_run", "tiny_bundle"]
+
+
+def make_digits_run(root, *, per_class=None, steps=40, batch=32, size=32, model="mobilenet_v3_small", seed=0):
+    """A finished run folder (best.pt, split.json, run.json; no quantized graph) trained for ``steps`` steps.
+
+    BatchNorm statistics are re-estimated on the training images after the short fit (torchvision's
+    MobileNetV3 uses BN momentum 0.01, so a few dozen steps leave the running statistics at their init).
+    """
+    from pathlib import Path
+
+    import numpy as np
+    import torch
+
+    from edgerec.bundle import InputSpec
+    from edgerec.data import load_dataset, stratified_split, write_digits
+    from edgerec.runtime.adapters import normalize
+    from edgerec.train.checkpoint import save_checkpoint
+    from edgerec.train.models import build_model
+    from edgerec.export._orchestrate import _read
+
+    torch.set_num_threads(2)
+    torch.manual_seed(seed)
+    root = Path(root)
+    data = write_digits(root / "digits", size=size, per_class=per_class, seed=seed)
+    ds = load_dataset(data, verify="none")
+    split = stratified_split(ds, (0.7, 0.1, 0.2), seed=seed)
+    spec = InputSpec(height=size, width=size)
+    images = _read([ds.samples[i].path for i in split.train], spec, desc="train", progress=False)
+    x = torch.from_numpy(np.ascontiguousarray(normalize(images, spec).transpose(0, 3, 1, 2)))
+    y = torch.tensor([ds.samples[i].label for i in split.train])
+    net = build_model(model, len(ds.classes))
+    opt = torch.optim.AdamW(net.parameters(), 3e-3)
+    rng = np.random.default_rng(seed)
+    net.train()
+    for _ in range(steps):
+        b = torch.from_numpy(rng.choice(len(y), batch))
+        loss = torch.nn.functional.cross_entropy(net(x[b]), y[b])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    for m in net.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the passes below
+    with torch.no_grad():
+        for i in range(0, min(len(y), 512), 128):
+            net(x[i:i + 128])
+    net.eval()
+    run = root / "run"
+    run.mkdir()
+    save_checkpoint(run / "best.pt", net, model_name=model, labels=ds.classes, task="single_label", input_spec=spec)
+    split.save(run / "split.json")
+    (run / "run.json").write_text(json.dumps({"run_id": f"digits-{steps}", "status": "complete",
+                                              "dataset_sha256": ds.sha256()}))
+    return run
+
+
+def export_run(run, out, **kw):
+    """``edgerec.export.export`` with quiet, test-sized defaults."""
+    from edgerec.export import export
+
+    kw.setdefault("calib", 64)
+    kw.setdefault("max_eval", 200)
+    kw.setdefault("progress", False)
+    kw.setdefault("table", False)
+    kw.setdefault("threads", 2)
+    return export(run, out=out, **kw)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory):
+    """A verified bundle: TFLite, ONNX and OpenVINO in fp32 and int8 of a 32 px digits MobileNetV3-small.
+
+    Returns ``edgerec.export.Bundle`` (``.dir``, ``.manifest``, ``.archive``). A format whose converter
+    is not available is listed as ``failed`` with its reason; the others are ``ok`` and verified.
+    """
+    root = tmp_path_factory.mktemp("export")
+    run = make_digits_run(root, per_class=40, steps=30)
+    return export_run(run, root / "bundle", formats=("tflite", "onnx", "openvino"), precisions=("fp32", "int8"),
+                      max_int8_drop=5.0)
