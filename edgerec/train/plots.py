@@ -24,7 +24,7 @@ def plot_curves(history: list[dict], path: Path) -> Path:
     plt = _plt()
     ep = np.arange(1, len(history) + 1)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.8))
-    ax1.plot(ep, [h["train_loss"] for h in history], label="train")
+    ax1.plot(ep, [h["train_loss"] for h in history], label="train (augmented, smoothed labels)")
     ax1.plot(ep, [h.get("val_loss", np.nan) for h in history], label="val")
     ax1.set_xlabel("epoch")
     ax1.set_ylabel("loss")
@@ -35,8 +35,8 @@ def plot_curves(history: list[dict], path: Path) -> Path:
     for ax in (ax1, ax2):
         phases = [h.get("phase", "fp32") for h in history]
         for i, ph in enumerate(phases):
-            if ph != "fp32":
-                ax.axvspan(i + 0.5, i + 1.5, color={"head": "C7", "qat": "C1"}.get(ph, "C7"), alpha=0.12, lw=0)
+            if ph in ("head", "qat"):
+                ax.axvspan(i + 0.5, i + 1.5, color={"head": "C7", "qat": "C1"}[ph], alpha=0.15, lw=0)
         ax.grid(alpha=0.3)
     ax2.set_title("shaded: head-only (grey), QAT (orange)", fontsize=9)
     fig.tight_layout()
