@@ -67,3 +67,12 @@ def test_bad_values(data, match):
 def test_bad_set_syntax():
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         parse_train_args(["d", "--out", "o", "--set", "epochs"])
+
+
+def test_resolved_config_round_trips(tmp_path):
+    from edgerec.train.config import dump_config
+
+    cfg = load_config({"data": "d", "out": "o", "qat": True, "augment": {"hflip": True}, "bn_momentum": 0.1})
+    path = tmp_path / "config.yaml"
+    path.write_text(dump_config(cfg))
+    assert load_config(config_file=path) == cfg
