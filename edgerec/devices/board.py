@@ -36,6 +36,8 @@ __all__ = [
     "board_info",
     "start",
     "stop",
+    "switch",
+    "activate",
     "main",
 ]
 
@@ -297,6 +299,54 @@ def wait_healthy(root: Path, version: str, timeout: float) -> dict:
             "log_tail": _log_tail(root)}
 
 
+def switch(root: Path, name: str, version: str) -> None:
+    """``models/<name>/current`` -> ``version`` and ``active`` -> ``models/<name>``, each by one rename(2)."""
+    import secrets
+
+    models = root / "models" / name
+    tmp = models / f".current.{secrets.token_hex(4)}"
+    os.symlink(version, tmp)
+    os.replace(tmp, models / "current")
+    os.utime(models / version)  # "most recently activated" orders versions for rollback and pruning
+    atmp = root / f".active.{secrets.token_hex(4)}"
+    os.symlink(f"models/{name}", atmp)
+    os.replace(atmp, root / "active")
+
+
+def _restart(root: Path) -> str:
+    stop(root)
+    (root / "run" / "started.json").unlink(missing_ok=True)  # no stale "running version" after this point
+    return start(root)
+
+
+def activate(root: Path, name: str, version: str, previous: str | None, timeout: float, action: str = "deploy",
+             extra: dict | None = None) -> dict:
+    """Restart on ``version`` (already current), health-check it, and switch back to ``previous`` if it fails.
+
+    All of it runs on the board, so a laptop or a link that disappears during the check cannot leave the
+    board on an unhealthy version. The outcome is appended to ``deploys.jsonl``.
+    """
+    how = _restart(root)
+    health = wait_healthy(root, version, timeout)
+    health["service_kind"] = how
+    event = {"time": time.time(), "action": action, "name": name, "version": version, "from": previous, **(extra or {}),
+             "health": {k: health.get(k) for k in ("healthy", "seconds", "reason")}}
+    if not health["healthy"]:
+        if previous and previous != version and (root / "models" / name / previous).is_dir():
+            switch(root, name, previous)
+            _restart(root)
+            back = wait_healthy(root, previous, timeout)
+            health["rollback"] = {"to": previous, "healthy": back["healthy"], "reason": back["reason"]}
+        else:
+            stop(root)
+            (root / "models" / name / "current").unlink(missing_ok=True)
+            health["rollback"] = {"to": None}
+        event["rolled_back_to"] = health["rollback"]["to"]
+    with open(root / "deploys.jsonl", "a") as f:
+        f.write(json.dumps(event) + "\n")
+    return health
+
+
 def board_info(root: Path) -> dict:
     """Versions of the runtime and backends on this board, and the service state."""
     import importlib
@@ -347,6 +397,16 @@ def main(argv: list[str] | None = None) -> int:
     elif cmd == "wait-healthy":
         res = wait_healthy(root, rest[0], float(rest[1]))
         print(json.dumps(res))
+        return 0 if res["healthy"] else 1
+    elif cmd == "activate":  # activate NAME VERSION PREVIOUS|"" TIMEOUT ACTION
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)  # finish (and roll back if needed) even if SSH drops
+        res = activate(root, rest[0], rest[1], rest[2] or None, float(rest[3]), rest[4] if len(rest) > 4 else "deploy")
+        text = json.dumps(res)
+        (_run_dir(root) / "last-activate.json").write_text(text)
+        try:
+            print(text, flush=True)
+        except BrokenPipeError:  # nobody is listening any more; the result is in deploys.jsonl
+            pass
         return 0 if res["healthy"] else 1
     elif cmd == "info":
         print(json.dumps(board_info(root)))

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..bundle import MANIFEST_NAME, load_manifest, sha256_file, verify_bundle
+from ..bundle import MANIFEST_NAME, sha256_file, verify_bundle
 from ..errors import BundleError, DeployError
 from .ssh import Connection, q
 
@@ -166,8 +166,10 @@ class Board:
                 continue
         return out
 
-    def restart_and_check(self, version: str, timeout: float) -> dict:
-        r = self.agent("restart", "--wait", version, f"{timeout:g}", check=False, timeout=timeout + 60, what="health check")
+    def activate(self, name: str, version: str, previous: str | None, timeout: float, action: str = "deploy") -> dict:
+        """Restart, health-check and (on failure) roll back, all on the board in one command (see board.activate)."""
+        r = self.agent("activate", name, version, previous or "", f"{timeout:g}", action, check=False,
+                       timeout=2 * timeout + 120, what="health check")
         try:
             return json.loads(r.stdout.strip().splitlines()[-1])
         except (ValueError, IndexError):
@@ -287,46 +289,48 @@ def _deploy_locked(board: Board, bundle: Path, files: dict[str, str], res: Deplo
         board.switch(name, version)
         res.seconds["switch"] = round(time.perf_counter() - t, 3)
 
-    event = {"time": time.time(), "action": "deploy", "name": name, "version": version, "from": res.previous}
+    event = None  # with the service, the board logs the deploy itself (board.activate)
     if service:
         t = time.perf_counter()
-        res.health = board.restart_and_check(version, health_timeout)
+        res.health = board.activate(name, version, res.previous, health_timeout)
         res.seconds["health"] = round(time.perf_counter() - t, 3)
-        event["health"] = {k: res.health.get(k) for k in ("healthy", "seconds", "reason")}
         if not res.health.get("healthy"):
             res.rolled_back = True
-            back = _roll_back_after_failure(board, name, version, res.previous, health_timeout)
-            event["rolled_back_to"] = res.previous
-            board.log_event(event)
-            tail = res.health.get("log_tail", "")
             raise DeployError(
-                f"{conn.target}: health check failed for {name} {version}: {res.health.get('reason')}; {back}"
-                + (f"\n--- service log (tail) ---\n{tail}" if tail else ""),
+                f"{conn.target}: health check failed for {name} {version}: {res.health.get('reason')}; "
+                f"{_rollback_text(res.health)}" + _log_text(res.health),
                 hint="fix the model or the board (edgerec device doctor) and deploy again",
             )
+    else:
+        event = {"time": time.time(), "action": "deploy", "name": name, "version": version, "from": res.previous}
     t = time.perf_counter()
-    _log_and_prune(board, event, keep, protect={version, res.previous})
+    _log_and_prune(board, name, event, keep, protect={version, res.previous})
     res.seconds["log_prune"] = round(time.perf_counter() - t, 3)
     res.ok = True
 
 
-def _roll_back_after_failure(board: Board, name: str, version: str, previous: str | None, timeout: float) -> str:
-    if previous and previous != version:
-        board.switch(name, previous)
-        h = board.restart_and_check(previous, timeout)
-        state = "and it is healthy" if h.get("healthy") else f"but it is not healthy either: {h.get('reason')}"
-        return f"rolled back to {previous} {state}"
-    board.agent("stop", check=False)
-    board.conn.run(f"rm -f -- {q(board.path('models', name, 'current'))}", check=False)
-    return "there was no previous version to roll back to; the service is stopped"
+def _rollback_text(health: dict) -> str:
+    if "rollback" not in health:
+        return "the board's answer was lost; see `edgerec status` for what it did"
+    rb = health["rollback"]
+    if rb.get("to") is None:
+        return "there was no previous version to roll back to; the service is stopped"
+    state = "and it is healthy" if rb.get("healthy") else f"but it is not healthy either: {rb.get('reason')}"
+    return f"rolled back to {rb['to']} {state}"
 
 
-def _log_and_prune(board: Board, event: dict, keep: int, protect: set) -> None:
-    """Append the event and remove all but the ``keep`` most recently activated versions (one command)."""
-    models = board.path("models", event["name"])
+def _log_text(health: dict) -> str:
+    tail = health.get("log_tail", "")
+    return f"\n--- service log (tail) ---\n{tail}" if tail else ""
+
+
+def _log_and_prune(board: Board, name: str, event: dict | None, keep: int, protect: set) -> None:
+    """Append the event (if any) and remove all but the ``keep`` most recently activated versions (one command)."""
+    models = board.path("models", name)
     keep_list = " ".join(q(v) for v in sorted(v for v in protect if v))
+    log = f"printf '%s\\n' {q(json.dumps(event))} >> {q(board.path('deploys.jsonl'))} && " if event else ""
     script = (
-        f"printf '%s\\n' {q(json.dumps(event))} >> {q(board.path('deploys.jsonl'))} && cd {q(models)} && "
+        f"{log}cd {q(models)} && "
         f"n=0; ls -1t -- . | while IFS= read -r v; do case $v in .*|current) continue;; esac; n=$((n+1)); "
         f"[ $n -le {max(int(keep), 1)} ] && continue; for k in {keep_list}; do [ \"$v\" = \"$k\" ] && continue 2; done; "
         f"rm -rf -- \"./$v\"; done"
@@ -357,12 +361,10 @@ def rollback(conn: Connection, *, root: str = DEFAULT_ROOT, to: str | None = Non
             raise DeployError(f"{conn.target}: {name} {to} on the board no longer matches its hashes",
                               hint="deploy that bundle again instead")
         board.switch(name, to)
-        res.health = board.restart_and_check(to, health_timeout)
-        event = {"time": time.time(), "action": "rollback", "name": name, "version": to, "from": current,
-                 "health": {k: res.health.get(k) for k in ("healthy", "seconds", "reason")}}
-        board.log_event(event)
+        res.health = board.activate(name, to, current, health_timeout, action="rollback")
         if not res.health.get("healthy"):
-            raise DeployError(f"{conn.target}: rolled back to {to} but it is not healthy: {res.health.get('reason')}",
+            raise DeployError(f"{conn.target}: {name} {to} is not healthy: {res.health.get('reason')}; "
+                              f"{_rollback_text(res.health)}" + _log_text(res.health),
                               hint="see the service log: edgerec status " + str(conn.target))
         res.ok = True
         return res

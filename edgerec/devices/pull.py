@@ -87,17 +87,6 @@ class _Lock:
         self.f.close()
 
 
-def _switch(root: Path, name: str, version: str) -> None:
-    models = root / "models" / name
-    tmp = models / f".current.{secrets.token_hex(4)}"
-    os.symlink(version, tmp)
-    os.replace(tmp, models / "current")  # rename(2): atomic
-    os.utime(models / version)
-    atmp = root / f".active.{secrets.token_hex(4)}"
-    os.symlink(f"models/{name}", atmp)
-    os.replace(atmp, root / "active")
-
-
 def pull(url: str, *, root: str | Path = DEFAULT_ROOT, service: bool = True, health_timeout: float = 30.0,
          keep: int = 3, timeout: float = 60.0, lock_wait: float = 300.0) -> DeployResult:
     """Fetch the bundle at ``url`` into this board's ``root``; switch only after every sha256 checks out."""
@@ -145,30 +134,17 @@ def pull(url: str, *, root: str | Path = DEFAULT_ROOT, service: bool = True, hea
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        _switch(root, name, version)
-        event = {"time": time.time(), "action": "pull", "name": name, "version": version, "from": res.previous, "url": base}
+        _board.switch(root, name, version)
         if service:
-            _board.stop(root)
-            (root / "run" / "started.json").unlink(missing_ok=True)
-            _board.start(root)
-            res.health = _board.wait_healthy(root, version, health_timeout)
-            event["health"] = {k: res.health.get(k) for k in ("healthy", "seconds", "reason")}
+            res.health = _board.activate(root, name, version, res.previous, health_timeout, action="pull", extra={"url": base})
             if not res.health["healthy"]:
                 res.rolled_back = True
-                if res.previous and res.previous != version:
-                    _switch(root, name, res.previous)
-                    _board.stop(root)
-                    _board.start(root)
-                    back = f"rolled back to {res.previous}"
-                else:
-                    _board.stop(root)
-                    (models / "current").unlink(missing_ok=True)
-                    back = "no previous version; the service is stopped"
-                event["rolled_back_to"] = res.previous
-                _log(root, event)
+                rb = res.health["rollback"]
+                back = f"rolled back to {rb['to']}" if rb["to"] else "no previous version; the service is stopped"
                 raise DeployError(f"health check failed for {name} {version}: {res.health['reason']}; {back}",
                                   hint="fix the model or the board (edgerec device doctor) and publish again")
-        _log(root, event)
+        else:
+            _log(root, {"time": time.time(), "action": "pull", "name": name, "version": version, "from": res.previous, "url": base})
         versions = sorted((p for p in models.iterdir() if p.is_dir() and not p.name.startswith(".") and not p.is_symlink()),
                           key=lambda p: p.stat().st_mtime, reverse=True)
         for old in versions[max(keep, 1):]:

@@ -85,6 +85,8 @@ class Connection:
             if type(exc).__module__.startswith("paramiko"):
                 raise self._lost(exc, what or "running a command") from exc
             raise
+        if status == -1:  # the channel closed without an exit status: the link or sshd went away
+            raise self._lost(EOFError("no exit status"), what or "running a command")
         res = Result(script, status, stdout, stderr)
         if check and not res.ok:
             detail = (stderr.strip() or stdout.strip() or f"exit status {status}").splitlines()[-5:]

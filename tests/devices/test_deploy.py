@@ -3,6 +3,7 @@
 import json
 import os
 import threading
+import time
 
 import pytest
 
@@ -222,3 +223,31 @@ def test_deploy_to_board_not_set_up_says_how_to_fix(sshd_server, tmp_path):
         with pytest.raises(DeployError, match="not set up") as err:
             deploy(conn, make_bundle(tmp_path / "b"), root=str(tmp_path / "empty"))
     assert "edgerec device setup" in err.value.hint
+
+
+def test_board_rolls_back_by_itself_when_the_link_dies_during_the_health_check(ssh_board, tmp_path):
+    server, root = ssh_board
+    with server.connect() as conn:
+        deploy(conn, make_bundle(tmp_path / "good", version="1"), root=str(root), health_timeout=20)
+    bad = make_bundle(tmp_path / "bad", version="2", behaviour="silent")
+
+    def cut_when_switched():
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and _current(root) != "2":
+            time.sleep(0.05)
+        time.sleep(0.5)  # the health check is running on the board now
+        server.drop_connections()
+
+    cutter = threading.Thread(target=cut_when_switched)
+    cutter.start()
+    with server.connect() as conn:
+        with pytest.raises(DeployError, match="connection lost"):
+            deploy(conn, bad, root=str(root), health_timeout=3)
+    cutter.join()
+    deadline = time.monotonic() + 30  # the board finishes the check alone and switches back
+    while time.monotonic() < deadline and not (_events(root) and _events(root)[-1]["version"] == "2"):
+        time.sleep(0.2)
+    last = _events(root)[-1]
+    assert last["version"] == "2" and last["health"]["healthy"] is False and last["rolled_back_to"] == "1"
+    assert _current(root) == "1"
+    assert json.loads((root / "run" / "started.json").read_text())["version"] == "1"
