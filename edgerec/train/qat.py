@@ -242,12 +242,14 @@ def convert(gm):
     Weights are kept as float constants followed by quantize/dequantize pairs (``fold_quantize=False``): the
     LiteRT converter only recognises that form as a quantized weight, and ONNX/OpenVINO read it as QDQ too.
     """
+    from torchao.quantization.pt2e import allow_exported_model_train_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
 
     meta = dict(gm.meta.get(_META_KEY, {}))
     move_to_eval(gm)
     q = convert_pt2e(gm, fold_quantize=False)
     move_to_eval(q)
+    allow_exported_model_train_eval(q)  # so a wrapper's .eval() reaches it without raising
     if meta:
         q.meta[_META_KEY] = meta
     return q
@@ -288,4 +290,6 @@ def load_quantized(path):
         gm = torch.export.load(path).module()
     except Exception as exc:  # torch.export.load raises zipfile, pickle and runtime errors
         raise ModelError(f"{path} is not a readable torch.export archive: {exc.__class__.__name__}: {exc}") from exc
-    return move_to_eval(gm)
+    from torchao.quantization.pt2e import allow_exported_model_train_eval
+
+    return allow_exported_model_train_eval(move_to_eval(gm))
