@@ -28,7 +28,10 @@ def _connect(args, target: str):
 
 
 def _progress_bar(desc: str):
-    from tqdm import tqdm
+    try:
+        from tqdm import tqdm
+    except ImportError:  # the deploy extra needs only paramiko; without tqdm there is no bar
+        return None, None
 
     bar = tqdm(total=0, unit="B", unit_scale=True, desc=desc, leave=False, file=sys.stderr)
 

@@ -19,7 +19,7 @@ import json
 import secrets
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from ..bundle import MANIFEST_NAME, sha256_file, verify_bundle
@@ -87,7 +87,7 @@ def bundle_files(root: Path, manifest) -> dict[str, str]:
             files[rel] = sha256_file(root / rel)
     files[MANIFEST_NAME] = sha256_file(root / MANIFEST_NAME)
     for rel in files:
-        if any(c in rel for c in "\n\r\\") or rel.startswith("/") or ".." in Path(rel).parts:
+        if any(c in rel for c in "\n\r\\") or rel.startswith("/") or ".." in PurePosixPath(rel).parts:
             raise BundleError(f"bundle file name {rel!r} is not safe to copy", hint="rename the file and re-export")
     return files
 
@@ -235,7 +235,7 @@ def _deploy_locked(board: Board, bundle: Path, files: dict[str, str], res: Deplo
     final = board.path("models", name, version)
     staging = board.path("models", name, f".staging-{version}-{secrets.token_hex(4)}")
     sums = "".join(f"{digest}  {rel}\n" for rel, digest in files.items())
-    dirs = sorted({str(Path(rel).parent) for rel in files if str(Path(rel).parent) != "."})
+    dirs = sorted({str(PurePosixPath(rel).parent) for rel in files if str(PurePosixPath(rel).parent) != "."})
     t = time.perf_counter()
     # leftovers of interrupted deploys (any model) are removed, and only ever under the lock
     prep = (

@@ -189,7 +189,8 @@ def check_throttling() -> Check:
                  "use the official power supply and a cooler; figures measured now are not representative")
 
 
-def check_disk(path: Path = Path.home()) -> Check:
+def check_disk(path: Path | None = None) -> Check:
+    path = path or Path.home()
     free = shutil.disk_usage(path).free
     gb = free / 1e9
     if gb < 0.5:

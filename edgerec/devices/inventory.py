@@ -109,8 +109,11 @@ def deploy_inventory(bundle: str | Path, hosts: list[Host], *, concurrency: int 
     manifest = verify_bundle(bundle)  # once, before any host: a bad bundle reaches no board
     bar = None
     if progress:
-        from tqdm import tqdm
-
+        try:
+            from tqdm import tqdm
+        except ImportError:  # no bar without tqdm; the summary table still says everything
+            tqdm = None
+    if progress and tqdm is not None:
         bar = tqdm(total=len(hosts), unit="board", desc=f"deploy {manifest.name} {manifest.version}")
     lock = threading.Lock()
 

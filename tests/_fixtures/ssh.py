@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["sshd_server", "ssh_board", "SshServer", "start_sshd", "make_bundle", "fake_board", "FAKE_RUNTIME"]
+__all__ = ["sshd_server", "ssh_board", "SshServer", "start_sshd", "make_bundle", "fake_board", "stop_board", "FAKE_RUNTIME"]
 
 SSHD = "/usr/sbin/sshd"
 FAKE_RUNTIME = Path(__file__).with_name("fake_runtime.py")
@@ -184,7 +184,25 @@ def ssh_board(sshd_server, tmp_path):
     """(server, remote root) of a board whose path holds a space and a quote."""
     root = fake_board(tmp_path / "board home" / "it's here")
     yield sshd_server, root
+    stop_board(root)
+
+
+def stop_board(root: Path) -> None:
+    """Stop the board's service, then any process still working on it (a board-side check that outlived its test)."""
+    import signal
+
     from edgerec.devices import board
 
     if (root / "board.json").exists():
         board.stop(root)
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit() and int(proc.name) != os.getpid():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if any(str(root).encode() in arg for arg in cmdline):
+                try:
+                    os.kill(int(proc.name), signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
