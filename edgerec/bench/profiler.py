@@ -337,8 +337,8 @@ def _measure(ms, root, manifest, images, device, dev_warnings, config, progress)
     failed = [m for m in ms if m.error]
     records = [_record(m, manifest, root, images, device, dev_warnings, config) for m in ms if not m.error]
     for m in failed:
-        # a backend that cannot run an artifact is reported, not fatal: the others still count
-        for r in records[:1]:
+        # a backend that cannot run an artifact is reported with every record of the run, not fatal
+        for r in records:
             r["warnings"].append(f"{m.label} not measured: {m.error}")
     if not records:
         raise BackendError(f"no configuration could be measured: {failed[0].error}")

@@ -140,3 +140,25 @@ def test_sequential_and_pinned(bench_bundle, tmp_path):
     assert rec["warmup_runs"] == 2 and rec["latency_ms"]["n"] == 7
     assert os.sched_getaffinity(0) == before  # restored afterwards
     assert main(["bench", str(bench_bundle), "--runs", "2", "--pin", "4096", "--no-store"]) == 2
+
+
+def test_a_configuration_that_cannot_load_is_reported_not_fatal(bench_bundle, tmp_path, capsys):
+    import shutil
+
+    from edgerec.bundle import sha256_file
+
+    b = tmp_path / "b"
+    shutil.copytree(bench_bundle, b)
+    (b / "model_fp32.tflite").write_bytes(b"not a flatbuffer" * 10)
+    manifest = json.loads((b / "edgerec.json").read_text())
+    for a in manifest["artifacts"]:
+        if a["format"] == "tflite":
+            a["sha256"] = {a["file"]: sha256_file(b / a["file"])}
+    (b / "edgerec.json").write_text(json.dumps(manifest))
+    store = tmp_path / "s.jsonl"
+    assert main(["bench", str(b), "--artifact", "tflite,onnx", "--backend", "litert,onnxruntime", "--runs", "3",
+                 "--store", str(store)]) == 0
+    recs = read_records(store)
+    assert [r["artifact"] for r in recs] == ["onnx-fp32"]
+    assert any("tflite-fp32/litert/tauto not measured" in w for w in recs[0]["warnings"])
+    assert "not measured" in capsys.readouterr().err
