@@ -168,3 +168,22 @@ def test_multi_label_run(tiny_digits, tmp_path):
     assert len(m["confusion_matrix"]) == 3 and len(m["confusion_matrix"][0]) == 2
     _, meta = load_checkpoint(out / "best.pt")
     assert meta["task"] == "multi_label" and meta["labels"] == ["big", "even", "odd"]
+
+
+def test_pretrained_weights_train_the_head_first(tiny_digits, tmp_path):
+    import torch
+
+    from edgerec.train import train
+    from edgerec.train.models import build_model
+
+    backbone = tmp_path / "backbone.pth"
+    torch.manual_seed(1)
+    ref = build_model("mobilenet_v3_small", 10).state_dict()
+    torch.save(ref, backbone)
+    out = tmp_path / "ft"
+    run = train(tiny_train_config(tiny_digits, out, weights=str(backbone), head_epochs=1, epochs=0, max_steps=2, plots=False))
+    assert [h["phase"] for h in run.history] == ["head"]
+    state = torch.load(out / "best.pt", weights_only=True)["state_dict"]
+    # head-only phase: backbone weights and BatchNorm statistics stay as loaded
+    for key in ("features.0.0.weight", "features.0.1.running_mean", "features.12.0.weight", "classifier.0.weight"):
+        assert torch.equal(state[key], ref[key]), key
