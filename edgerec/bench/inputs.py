@@ -16,6 +16,7 @@ from ..errors import BundleError, DataError
 
 __all__ = ["BenchImages", "load_images", "prepare_tensors", "IMAGE_SUFFIXES"]
 
+_SPLITS = {"train", "val", "test"}
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
 
@@ -43,7 +44,8 @@ def _read_bgr(path: Path) -> np.ndarray:
 def load_images(root: Path, manifest: Manifest, data: str | Path | None = None, *, limit: int | None = None) -> BenchImages:
     """Check images of the bundle at ``root``, or every image of the labelled folder ``data``.
 
-    ``data`` must hold one sub-folder per class, named like the bundle's labels.
+    ``data`` must hold one sub-folder per class, named like the bundle's labels; a pre-split dataset root
+    (``train/ val/ test/``) is read from ``test/`` (else ``val/``).
     """
     if data is None:
         if not manifest.check_images:
@@ -58,6 +60,10 @@ def load_images(root: Path, manifest: Manifest, data: str | Path | None = None, 
         raise DataError(f"--data folder not found: {data}", hint="pass a folder with one sub-folder per class")
     index = {name: i for i, name in enumerate(manifest.labels)}
     frames, labels = [], []
+    subdirs = {d.name for d in data.iterdir() if d.is_dir()}
+    if subdirs and subdirs <= _SPLITS and not subdirs & set(index):
+        # a pre-split dataset root: measure on its held-out part
+        data = data / ("test" if "test" in subdirs else "val" if "val" in subdirs else "train")
     classes = sorted(d for d in data.iterdir() if d.is_dir())
     if not classes:
         raise DataError(f"{data} has no class sub-folders", hint="lay it out as DIR/<label>/<image>")

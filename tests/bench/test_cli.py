@@ -162,3 +162,22 @@ def test_a_configuration_that_cannot_load_is_reported_not_fatal(bench_bundle, tm
     assert [r["artifact"] for r in recs] == ["onnx-fp32"]
     assert any("tflite-fp32/litert/tauto not measured" in w for w in recs[0]["warnings"])
     assert "not measured" in capsys.readouterr().err
+
+
+def test_data_folder_errors_and_pre_split_root(bench_bundle, tmp_path, capsys):
+    import shutil
+
+    from edgerec.bench.inputs import load_images
+    from edgerec.bundle import load_manifest
+
+    m = load_manifest(bench_bundle)
+    split = tmp_path / "ds"
+    shutil.copytree(bench_bundle.parent / "tiny-data", split / "test")
+    (split / "train" / "circle").mkdir(parents=True)
+    imgs = load_images(bench_bundle, m, split)
+    assert imgs.source == f"data:{split / 'test'}" and len(imgs) == 12
+    bad = tmp_path / "bad"
+    (bad / "triangle").mkdir(parents=True)
+    assert main(["bench", str(bench_bundle), "--data", str(bad), "--runs", "2", "--no-store"]) == 2
+    err = capsys.readouterr().err
+    assert "triangle" in err and "circle, square, cross" in err
