@@ -6,10 +6,12 @@ Input contract of every ``.tflite`` edgerec writes (``normalization_in_model: tr
 * values are the raw pixels 0..255: the model applies ``(x / pixel_scale - mean) / std`` itself, so a camera
   frame goes in after resize and BGR->RGB, with no transpose and no arithmetic;
 * fp32 and fp16 (fp16 weights, float32 compute and I/O): float32 input;
-* int8: int8 input with scale 1.0 and zero point -128, i.e. ``q = pixel - 128`` (exact for every pixel);
-  the graph dequantizes it, normalises per channel in float on the (tiny) input tensor and requantizes to
-  the scale the QAT/PTQ graph learned, so one set of scales serves TFLite, ONNX and OpenVINO. Output is int8
-  logits with the scale/zero point reported in the result.
+* int8 (int8 weights and activations throughout): **uint8** input with scale 1.0 and zero point 0, i.e. the
+  camera's own uint8 pixels; the graph dequantizes them, normalises per channel in float on the (tiny) input
+  tensor and requantizes to the scale the QAT/PTQ graph learned, so one set of scales serves TFLite, ONNX and
+  OpenVINO. Output is uint8 logits (the graph's int8 output requantized by one QUANTIZE op, zero point +128:
+  identical values) with scale/zero point reported in the result. uint8 at both ends is what MediaPipe Tasks
+  and the TFLite Task Library accept for integer models (they reject int8 I/O).
 
 Each file carries TFLite Model Metadata (ImageClassifier: ImageProperties RGB, NormalizationOptions,
 ``labels.txt`` as TENSOR_AXIS_LABELS) so MediaPipe Tasks' ``ImageClassifier`` loads it and returns our label
@@ -30,7 +32,8 @@ from ._types import ExportSource, FormatResult
 __all__ = ["export_tflite", "PRECISIONS", "INT8_INPUT_QUANT", "read_tflite_metadata", "tflite_io"]
 
 PRECISIONS = ("fp32", "fp16", "int8")
-INT8_INPUT_QUANT = QuantParams(scale=1.0, zero_point=-128)  # q = pixel - 128
+INT8_INPUT_QUANT = QuantParams(scale=1.0, zero_point=0)  # uint8: q = pixel
+_GRAPH_INPUT_QUANT = QuantParams(scale=1.0, zero_point=-128)  # what the PT2E wrapper quantizes to (int8)
 
 
 def _pixel_model(core, spec, *, int8_input: bool):
@@ -49,7 +52,7 @@ def _pixel_model(core, spec, *, int8_input: bool):
         def forward(self, pixels):
             if int8_input:
                 qd = torch.ops.quantized_decomposed
-                s, z = INT8_INPUT_QUANT.scale, INT8_INPUT_QUANT.zero_point
+                s, z = _GRAPH_INPUT_QUANT.scale, _GRAPH_INPUT_QUANT.zero_point
                 q = qd.quantize_per_tensor(pixels, s, z, -128, 127, torch.int8)
                 pixels = qd.dequantize_per_tensor(q, s, z, -128, 127, torch.int8)
             x = pixels.permute(0, 3, 1, 2)
@@ -97,6 +100,74 @@ def _convert(module, example, *, quantized: bool) -> bytes:
     except Exception as exc:  # the converter raises ValueError/RuntimeError from MLIR with long messages
         first = str(exc).strip().splitlines()[0][:400] if str(exc).strip() else ""
         raise ExportError(f"litert-torch could not convert the model: {exc.__class__.__name__}: {first}") from exc
+
+
+def _uint8_io(model: bytes) -> bytes:
+    """Make an int8-I/O model take uint8 pixels and give uint8 logits (same real values).
+
+    The converter quantizes the raw-pixel input to int8 (scale 1, zero point -128) and feeds it straight to a
+    DEQUANTIZE; that kernel reads uint8 as well, so retyping the input tensor to uint8 with zero point 0 is
+    exact. The int8 output gets a QUANTIZE (requantize) to uint8 with zero point +128.
+    """
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    m = schema.ModelT.InitFromPackedBuf(bytearray(model), 0)
+    sg = m.subgraphs[0]
+    ops = m.operatorCodes
+
+    def code(op):
+        c = ops[op.opcodeIndex]
+        return max(c.builtinCode, c.deprecatedBuiltinCode)
+
+    # input: int8 (1, -128) -> uint8 (1, 0), only when every consumer is a DEQUANTIZE
+    i = int(sg.inputs[0])
+    t = sg.tensors[i]
+    consumers = [op for op in sg.operators if i in list(op.inputs)]
+    zp = list(t.quantization.zeroPoint) if t.quantization is not None else []
+    if (t.type != schema.TensorType.INT8 or zp != [_GRAPH_INPUT_QUANT.zero_point]
+            or not consumers or any(code(op) != schema.BuiltinOperator.DEQUANTIZE for op in consumers)):
+        raise ExportError("the int8 TFLite graph does not start with the expected input DEQUANTIZE",
+                          hint="this litert-torch version lays out the input differently; export fp32/fp16")
+    t.type = schema.TensorType.UINT8
+    t.quantization.zeroPoint = np.array([INT8_INPUT_QUANT.zero_point], dtype=np.int64)
+
+    # output: int8 -> QUANTIZE -> uint8 (zero point + 128)
+    o = int(sg.outputs[0])
+    old = sg.tensors[o]
+    if old.type != schema.TensorType.INT8:
+        raise ExportError(f"the int8 TFLite output is tensor type {old.type}, not int8")
+    new = schema.TensorT()
+    new.shape = np.array(old.shape, dtype=np.int32)
+    new.name, old.name = old.name, (old.name.decode() if isinstance(old.name, bytes) else old.name) + "_int8"
+    new.type = schema.TensorType.UINT8
+    q = schema.QuantizationParametersT()
+    q.scale = np.array(old.quantization.scale, dtype=np.float32)
+    q.zeroPoint = np.array(old.quantization.zeroPoint, dtype=np.int64) + 128
+    new.quantization = q
+    m.buffers.append(schema.BufferT())
+    new.buffer = len(m.buffers) - 1
+    sg.tensors.append(new)
+    n = len(sg.tensors) - 1
+    quantize = schema.BuiltinOperator.QUANTIZE
+    index = next((k for k, c in enumerate(ops) if max(c.builtinCode, c.deprecatedBuiltinCode) == quantize), None)
+    if index is None:
+        c = schema.OperatorCodeT()
+        c.builtinCode, c.deprecatedBuiltinCode, c.version = quantize, min(quantize, 127), 1
+        ops.append(c)
+        index = len(ops) - 1
+    op = schema.OperatorT()
+    op.opcodeIndex = index
+    op.inputs, op.outputs = np.array([o], dtype=np.int32), np.array([n], dtype=np.int32)
+    sg.operators.append(op)
+    sg.outputs = np.array([n], dtype=np.int32)
+    for sig in m.signatureDefs or []:
+        for tm in sig.outputs or []:
+            if tm.tensorIndex == o:
+                tm.tensorIndex = n
+    b = flatbuffers.Builder(len(model) + 1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    return bytes(b.Output())
 
 
 def _fp16(model: bytes) -> bytes:
@@ -221,7 +292,7 @@ def export_tflite(src: ExportSource, precision: str, out_dir: Path, **_) -> Form
 
     >>> res = export_tflite(src, "int8", Path("out"))            # doctest: +SKIP
     >>> res.files, res.input_dtype, res.input_quant              # doctest: +SKIP
-    ([PosixPath('model_int8.tflite')], 'int8', QuantParams(scale=1.0, zero_point=-128))
+    ([PosixPath('model_int8.tflite')], 'uint8', QuantParams(scale=1.0, zero_point=0))
     """
     import torch
 
@@ -240,15 +311,15 @@ def export_tflite(src: ExportSource, precision: str, out_dir: Path, **_) -> Form
     with torch.no_grad():
         if precision == "int8":
             graph, quantization = _int8_graph(src)
-            model = _convert(_pixel_model(graph, spec, int8_input=True), example, quantized=True)
+            model = _uint8_io(_convert(_pixel_model(graph, spec, int8_input=True), example, quantized=True))
         else:
             model = _convert(_pixel_model(src.model.eval(), spec, int8_input=False), example, quantized=False)
     if precision == "fp16":
         model = _fp16(model)
     facts = tflite_io(model)
-    if precision == "int8" and (facts["input_dtype"], facts["output_dtype"]) != ("int8", "int8"):
+    if precision == "int8" and (facts["input_dtype"], facts["output_dtype"]) != ("uint8", "uint8"):
         raise ExportError(
-            f"the int8 TFLite model has {facts['input_dtype']} input and {facts['output_dtype']} output, not int8",
+            f"the int8 TFLite model has {facts['input_dtype']} input and {facts['output_dtype']} output, not uint8",
             hint="the quantized graph lost its input/output quantize ops; re-run QAT/PTQ conversion",
         )
     if facts["input_shape"] != [1, spec.height, spec.width, 3]:
