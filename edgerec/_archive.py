@@ -11,6 +11,7 @@ renames it into place at the end, so a folder at ``dest`` is always a complete b
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 import tarfile
@@ -53,7 +54,9 @@ def pack(folder: str | Path, archive: str | Path) -> Path:
     archive.parent.mkdir(parents=True, exist_ok=True)
     tmp = archive.with_name(archive.name + ".tmp")
     try:
-        with tarfile.open(tmp, "w:gz", format=tarfile.PAX_FORMAT) as tar:
+        # gzip header without a file name or time stamp: the same bundle packs to the same bytes
+        with open(tmp, "wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz, \
+                tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
             for p in files:
                 info = tar.gettarinfo(str(p), arcname=p.relative_to(folder).as_posix())
                 info.uid = info.gid = 0

@@ -174,7 +174,7 @@ def _versions() -> dict[str, str]:
 
 
 def _one(src: ExportSource, fmt: str, precision: str, tmp: Path, options: dict, *, threads: int | None,
-         th: Thresholds, reference: np.ndarray, ref_acc: float) -> Artifact:
+         th: Thresholds, reference: np.ndarray, ref_acc: float) -> tuple[Artifact, np.ndarray | None]:
     """Convert, hash and verify one format x precision; failures become a ``failed`` artifact."""
     t0 = time.perf_counter()
     try:
@@ -185,7 +185,7 @@ def _one(src: ExportSource, fmt: str, precision: str, tmp: Path, options: dict, 
         # recorded, and the other formats go on
         reason = exc.message if isinstance(exc, EdgerecError) else f"{type(exc).__name__}: {exc}"
         return Artifact(format=fmt, precision=precision, status="failed", error=_short(reason),
-                        export_seconds=round(time.perf_counter() - t0, 2))
+                        export_seconds=round(time.perf_counter() - t0, 2)), None
     seconds = round(time.perf_counter() - t0, 2)
     files = [f"{fmt}/{Path(f).as_posix()}" for f in result.files]
     fields = {k: getattr(result, k) for k in ("layout", "input_dtype", "output_dtype", "input_quant", "output_quant",
@@ -201,11 +201,12 @@ def _one(src: ExportSource, fmt: str, precision: str, tmp: Path, options: dict, 
         v = measure(scores, reference, src.eval_labels, src.task, reference_accuracy=ref_acc)
     except (EdgerecError, RuntimeError, ValueError) as exc:
         reason = exc.message if isinstance(exc, EdgerecError) else f"{type(exc).__name__}: {exc}"
-        return dataclasses.replace(art, status="failed", error=_short(f"verification could not run it: {reason}"))
+        return dataclasses.replace(art, status="failed", error=_short(f"verification could not run it: {reason}")), None
     problem = judge(v, precision, th)
     if problem:
-        return dataclasses.replace(art, status="failed", error=problem, verification=dataclasses.replace(v, passed=False))
-    return dataclasses.replace(art, verification=v)
+        art = dataclasses.replace(art, status="failed", error=problem, verification=dataclasses.replace(v, passed=False))
+        return art, scores
+    return dataclasses.replace(art, verification=v), scores
 
 
 def _short(text: str, n: int = 600) -> str:
@@ -303,6 +304,10 @@ def export(run, *, formats: str | Iterable[str] = tuple(FORMATS), precisions: st
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
+        checks, picked = _copy_checks(tmp, src, data, check_images)
+        ref["check_labels"] = [int(x) if np.ndim(x) == 0 else [int(v) for v in x] for x in src.eval_labels[picked]]
+        ref["check_top1"] = [int(x) for x in reference[picked].argmax(1)]
+        ref["artifact_check_top1"] = {}
         jobs = [(f, p, False) for f in fmts for p in precs]
         if embed_preprocess and "openvino" in fmts:
             jobs += [("openvino", p, True) for p in precs]
@@ -318,14 +323,15 @@ def export(run, *, formats: str | Iterable[str] = tuple(FORMATS), precisions: st
             opts = dict((options or {}).get(fmt, {}))
             if fmt == "openvino":
                 opts["embed_preprocess"] = pp
-            arts.append(_one(src, fmt, prec, tmp, opts, threads=threads, th=th, reference=reference, ref_acc=ref_acc))
+            art, scores = _one(src, fmt, prec, tmp, opts, threads=threads, th=th, reference=reference, ref_acc=ref_acc)
+            arts.append(art)
+            if scores is not None and art.status == "ok":
+                # what this artifact answered on the check images: `edgerec bundle verify --run` re-checks it
+                ref["artifact_check_top1"][art.key] = [int(x) for x in scores[picked].argmax(1)]
             if bar is not None:
                 bar.update()
         if bar is not None:
             bar.close()
-        checks, picked = _copy_checks(tmp, src, data, check_images)
-        ref["check_labels"] = [int(x) if np.ndim(x) == 0 else [int(v) for v in x] for x in src.eval_labels[picked]]
-        ref["check_top1"] = [int(x) for x in reference[picked].argmax(1)]
         manifest = Manifest(
             name=src.name, version=src.version, task=src.task, labels=tuple(src.labels), input=src.input_spec,
             artifacts=tuple(arts), reference=ref, check_images=tuple(checks),
@@ -367,6 +373,42 @@ def export(run, *, formats: str | Iterable[str] = tuple(FORMATS), precisions: st
                  "loosen the bound with --max-int8-drop only if that accuracy is acceptable",
         )
     return bundle
+
+
+def load_recipe(path) -> dict[str, Any]:
+    """An export recipe (``export/*.yaml``): keys are ``export()``'s keyword arguments."""
+    import inspect
+
+    from .._config import load_yaml
+    from ..errors import suggest
+
+    data = load_yaml(path)
+    allowed = set(inspect.signature(export).parameters) - {"run", "out"}
+    for key in data:
+        if key not in allowed:
+            raise ConfigError(f"unknown key '{key}' in {path}{suggest(str(key), allowed)}")
+    return dict(data)
+
+
+def print_info(m: Manifest, *, source: str = "", file=None) -> None:
+    """``edgerec bundle info``: what the bundle is, its input contract and its artifacts."""
+    from rich.console import Console
+
+    con = Console(file=file or sys.stdout, width=160)
+    inp = m.input
+    prov = m.provenance
+    con.print(f"[bold]{m.name}[/] {m.version}  ({source})  schema {m.schema_version}")
+    con.print(f"task: {m.task}, {len(m.labels)} labels: {', '.join(m.labels[:20])}{' …' if len(m.labels) > 20 else ''}")
+    con.print(f"input: {inp.width}x{inp.height} {inp.color_order}, resize {inp.resize_mode} ({inp.interpolation}), "
+              f"x/{inp.pixel_scale:g} then mean {list(inp.mean)} std {list(inp.std)}")
+    con.print(f"created {prov.get('created')} by edgerec {prov.get('edgerec_version')} from run {prov.get('run_id')} "
+              f"({prov.get('model')}); int8: {prov.get('quantization') or '-'}, calibration "
+              f"{prov.get('calibration_images', '-')} images")
+    if prov.get("dataset_sha256"):
+        con.print(f"dataset sha256 {prov['dataset_sha256'][:16]}…  calibration sha256 "
+                  f"{(prov.get('calibration_sha256') or '-')[:16]}…")
+    con.print(f"check images: {len(m.check_images)}")
+    print_table(m, file=file)
 
 
 def print_table(manifest: Manifest, file=None) -> None:

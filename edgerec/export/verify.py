@@ -14,7 +14,7 @@ import numpy as np
 
 from ..bundle import Artifact, InputSpec, Verification
 
-__all__ = ["Thresholds", "torch_logits", "run_artifact", "measure", "judge", "accuracy", "decisions"]
+__all__ = ["Thresholds", "torch_logits", "run_artifact", "measure", "judge", "accuracy", "decisions", "run_checks"]
 
 
 @dataclass(frozen=True)
@@ -96,3 +96,41 @@ def judge(v: Verification, precision: str, th: Thresholds) -> str | None:
         return (f"int8 accuracy {v.accuracy:.2f}% is {-v.accuracy_delta:.2f} points under PyTorch fp32 "
                 f"(bound {th.max_int8_drop:g}); train with --qat or calibrate on more images (--calib)")
     return None
+
+
+def run_checks(bundle: str | Path, *, threads: int | None = 2) -> list[dict]:
+    """Re-run every ok artifact of a bundle folder on its ``check/`` images (no torch needed).
+
+    Returns one row per artifact: ``{"key", "n", "same", "agreement", "accuracy"}``: ``same`` is the share of
+    check images where the artifact gives the top-1 it gave at export time on the exporting machine
+    (``reference.artifact_check_top1``; ``None`` if not recorded), ``agreement`` the share matching the PyTorch
+    model's top-1, ``accuracy`` against the images' folder labels.
+    """
+    import cv2
+
+    from ..bundle import load_manifest
+    from ..data.images import read_image
+    from ..runtime.preprocess import Preprocessor
+
+    root = Path(bundle)
+    m = load_manifest(root)
+    if not m.check_images:
+        return []
+    pre = Preprocessor(m.input, Artifact(format="onnx", precision="fp32"))
+    imgs = np.stack([pre.resize(cv2.cvtColor(read_image(root / rel), cv2.COLOR_RGB2BGR)).copy() for rel in m.check_images])
+    ref = m.reference or {}
+    recorded = ref.get("artifact_check_top1", {})
+    rows = []
+    for art in m.ok_artifacts():
+        scores = run_artifact(root / art.file, art, imgs, m.input, threads=threads)
+        row: dict = {"key": art.key, "n": int(len(imgs)), "same": None, "agreement": None, "accuracy": None}
+        if m.task == "single_label":
+            top1 = scores.argmax(axis=1)
+            if art.key in recorded:
+                row["same"] = float(np.mean(top1 == np.asarray(recorded[art.key])))
+            if ref.get("check_top1") is not None:
+                row["agreement"] = float(np.mean(top1 == np.asarray(ref["check_top1"])))
+            if ref.get("check_labels") is not None:
+                row["accuracy"] = float(np.mean(top1 == np.asarray(ref["check_labels"])) * 100.0)
+        rows.append(row)
+    return rows

@@ -1,0 +1,176 @@
+"""``edgerec export`` and ``edgerec bundle info|verify|pack|unpack``: flags in, library calls out."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+from ..errors import BundleError
+
+__all__ = ["main", "bundle_main"]
+
+_EXAMPLES = """examples:
+  edgerec export runs/digits --out bundles/digits
+  edgerec export runs/digits --out bundles/pi --formats tflite --precision int8
+  edgerec export runs/digits --out bundles/x86 --recipe export/intel-cpu.yaml
+  edgerec export runs/digits --out bundles/ov --formats openvino --precision fp16 --embed-preprocess
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edgerec export", description="Convert a trained run to a verified bundle.",
+                                epilog=_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", help="run folder written by `edgerec train`")
+    p.add_argument("--out", help="bundle folder to write (default RUN/bundle); the archive is OUT.edgerec")
+    p.add_argument("--recipe", help="export recipe YAML (see export/*.yaml); flags override it")
+    p.add_argument("--formats", help="comma list of tflite,onnx,openvino (default: all three)")
+    p.add_argument("--precision", help="comma list of fp32,fp16,int8 (default: fp32,int8)")
+    p.add_argument("--calib", type=int, help="training images for post-training quantization (default 256)")
+    p.add_argument("--img-size", type=int, help="export at another square input size (CNNs only; redoes PTQ)")
+    p.add_argument("--embed-preprocess", action="store_true", default=None,
+                   help="OpenVINO: also write IRs that take u8 frames of any size (resize/normalise inside)")
+    p.add_argument("--max-int8-drop", type=float, help="int8 may be at most this many points under fp32 (default 1.5)")
+    p.add_argument("--min-agreement", type=float, help="fp32/fp16 top-1 agreement with PyTorch, 0..1 (default 0.99)")
+    p.add_argument("--max-eval", type=int, help="cap of held-out images used for verification (default 500)")
+    p.add_argument("--threads", type=int, help="CPU threads for conversion and verification (default 2)")
+    p.add_argument("--no-archive", action="store_true", help="skip the single-file archive")
+    p.add_argument("--json", action="store_true", help="print the manifest as JSON after the table")
+    return p
+
+
+def main(argv: list[str]) -> int:
+    from . import export
+    from ._orchestrate import load_recipe
+
+    args = _parser().parse_args(argv)
+    kw = load_recipe(args.recipe) if args.recipe else {}
+    flags = {"formats": args.formats, "precisions": args.precision, "calib": args.calib, "img_size": args.img_size,
+             "embed_preprocess": args.embed_preprocess, "max_int8_drop": args.max_int8_drop,
+             "min_agreement": args.min_agreement, "max_eval": args.max_eval, "threads": args.threads}
+    kw.update({k: v for k, v in flags.items() if v is not None})
+    if args.no_archive:
+        kw["archive"] = False
+    bundle = export(args.run, out=args.out, **kw)
+    print(f"bundle: {bundle.dir}" + (f"\narchive: {bundle.archive}" if bundle.archive else ""))
+    if args.json:
+        print(json.dumps(bundle.manifest.to_dict(), indent=2))
+    return 0
+
+
+# --------------------------------------------------------------------------- bundle
+
+
+def _bundle_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edgerec bundle", description="Inspect, check, pack and unpack bundles.")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("info", help="print a bundle's manifest readably (folder or archive)")
+    s.add_argument("bundle")
+    s.add_argument("--json", action="store_true", help="the raw edgerec.json")
+    s = sub.add_parser("verify", help="re-check file hashes and the schema; --run also re-runs the check images")
+    s.add_argument("bundle")
+    s.add_argument("--run", action="store_true", help="run every artifact on the bundle's check images")
+    s.add_argument("--threads", type=int, default=2)
+    s = sub.add_parser("pack", help="write the single-file archive of a bundle folder")
+    s.add_argument("folder")
+    s.add_argument("--out", help="archive path (default FOLDER.edgerec)")
+    s = sub.add_parser("unpack", help="extract an archive safely into a new folder")
+    s.add_argument("archive")
+    s.add_argument("dest")
+    s.add_argument("--force", action="store_true", help="replace DEST if it exists")
+    return p
+
+
+def bundle_main(argv: list[str]) -> int:
+    args = _bundle_parser().parse_args(argv)
+    return {"info": _info, "verify": _verify, "pack": _pack, "unpack": _unpack}[args.cmd](args)
+
+
+def _open(path: str, stack) -> Path:
+    """A bundle folder, or an archive unpacked into a temporary folder that ``stack`` removes."""
+    from .._archive import is_archive, unpack
+
+    p = Path(path)
+    if p.is_dir():
+        return p
+    if is_archive(p):
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="edgerec-bundle-")))
+        return unpack(p, tmp / "bundle")
+    raise BundleError(f"{path} is neither a bundle folder nor a bundle archive (.edgerec, .tar.gz)")
+
+
+def _info(args) -> int:
+    from contextlib import ExitStack
+
+    from ..bundle import load_manifest
+    from ._orchestrate import print_info
+
+    with ExitStack() as stack:
+        root = _open(args.bundle, stack)
+        m = load_manifest(root)
+        if args.json:
+            print(json.dumps(m.to_dict(), indent=2))
+        else:
+            print_info(m, source=args.bundle)
+    return 0
+
+
+def _verify(args) -> int:
+    from contextlib import ExitStack
+
+    from ..bundle import verify_bundle
+
+    with ExitStack() as stack:
+        root = _open(args.bundle, stack)
+        m = verify_bundle(root)
+        n = sum(len(a.sha256) for a in m.ok_artifacts())
+        print(f"{args.bundle}: schema {m.schema_version} ok, {n} file hashes ok, {len(m.ok_artifacts())} artifacts")
+        if args.run:
+            from .verify import run_checks
+
+            rows = run_checks(root, threads=args.threads)
+            if not rows:
+                print("no check images in this bundle")
+            changed = []
+            for r in rows:
+                parts = [f"  {r['key']:<18} {r['n']} check images"]
+                if r["same"] is not None:
+                    parts.append(f"same answer as at export {r['same']:.0%}")
+                    if r["same"] < 1.0:
+                        changed.append(r["key"])
+                if r["agreement"] is not None:
+                    parts.append(f"agreement with PyTorch {r['agreement']:.0%}")
+                if r["accuracy"] is not None:
+                    parts.append(f"accuracy {r['accuracy']:.1f}%")
+                print("  ".join(parts))
+            if changed:
+                print(f"answers changed since export for: {', '.join(changed)} (different runtime version or kernels?)",
+                      file=sys.stderr)
+                return 1
+    return 0
+
+
+def _pack(args) -> int:
+    from .._archive import pack
+
+    folder = Path(args.folder)
+    out = Path(args.out) if args.out else folder.with_name(folder.name + ".edgerec")
+    from ..bundle import verify_bundle
+
+    verify_bundle(folder)  # never pack a bundle whose files do not match its manifest
+    print(pack(folder, out))
+    return 0
+
+
+def _unpack(args) -> int:
+    from .._archive import unpack
+    from ..bundle import verify_bundle
+
+    dest = unpack(args.archive, args.dest, overwrite=args.force)
+    verify_bundle(dest)
+    print(dest)
+    return 0
+
+

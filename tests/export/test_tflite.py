@@ -1,0 +1,153 @@
+"""TFLite export: int8 is truly int8, NHWC raw-pixel input, metadata with labels, parity with the source."""
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("litert_torch")
+pytest.importorskip("ai_edge_litert")
+
+from _fixtures.quant import LABELS, digits_source, exported_tflite, normalise, run_tflite  # noqa: E402
+
+from edgerec.bundle import QuantParams  # noqa: E402
+from edgerec.errors import ExportError  # noqa: E402
+from edgerec.export.tflite import export_tflite, read_tflite_metadata  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+def _tensors(path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    return Interpreter(model_path=str(path)).get_tensor_details()
+
+
+def test_int8_is_full_integer_with_uint8_pixel_io():
+    result, path = exported_tflite("int8")
+    assert result.layout == "NHWC" and result.normalization_in_model
+    assert (result.input_dtype, result.output_dtype) == ("uint8", "uint8")
+    assert result.input_quant == QuantParams(scale=1.0, zero_point=0)  # raw pixels in
+    assert result.output_quant is not None and result.output_quant.scale > 0
+    assert result.quantization == "ptq"
+    details = _tensors(path)
+    weights = [d for d in details if len(d["shape"]) == 4 and d["shape"][0] in (16, 32)]  # conv kernels (O,kh,kw,I)
+    fc = [d for d in details if list(d["shape"]) == [10, 32]]
+    assert len(weights) == 2 and fc, [(d["name"], d["shape"]) for d in details]
+    for d in weights + fc:
+        assert d["dtype"] == np.int8, d
+        scales = d["quantization_parameters"]["scales"]
+        assert len(scales) == d["shape"][0]  # per output channel
+        assert not d["quantization_parameters"]["zero_points"].any()  # symmetric
+    # feature maps between the convolutions are int8 as well
+    maps = [d for d in details if len(d["shape"]) == 4 and d["shape"][0] == 1 and d["shape"][-1] in (16, 32)]
+    assert maps and all(d["dtype"] == np.int8 for d in maps)
+    # float only in the 16x16x3 normalisation prologue
+    floats = [d for d in details if d["dtype"] == np.float32 and np.prod(d["shape"]) > 3]
+    assert all(list(d["shape"]) == [1, 16, 16, 3] for d in floats), floats
+
+
+def test_inputs_are_nhwc_raw_pixels():
+    for precision, dtype in (("fp32", np.float32), ("fp16", np.float32), ("int8", np.uint8)):
+        result, path = exported_tflite(precision)
+        _, i, _ = run_tflite(path, digits_source().eval_images[:1])
+        assert list(i["shape"]) == [1, 16, 16, 3] and i["dtype"] == dtype, precision
+        assert result.files[0].name == f"model_{precision}.tflite"
+
+
+def test_int8_agrees_with_pt2e_graph_on_digits():
+    src = digits_source()
+    images = src.eval_images
+    with torch.no_grad():
+        ref = src.quantized(normalise(images)).numpy()
+    out, _, o = run_tflite(exported_tflite("int8")[1], images)
+    agree = float((out.argmax(1) == ref.argmax(1)).mean())
+    assert agree >= 0.97, agree
+    # same integers up to an occasional rounding step (one or two output quanta)
+    scale = o["quantization"][0]
+    assert np.median(np.abs(out - ref)) <= scale
+    acc = float((out.argmax(1) == src.eval_labels).mean())
+    ref_acc = float((ref.argmax(1) == src.eval_labels).mean())
+    assert acc >= ref_acc - 0.02
+
+
+def test_fp32_and_fp16_match_the_float_model():
+    src = digits_source()
+    images = src.eval_images[:50]
+    with torch.no_grad():
+        ref = src.model(normalise(images)).numpy()
+    out32, _, _ = run_tflite(exported_tflite("fp32")[1], images)
+    np.testing.assert_allclose(out32, ref, atol=1e-3, rtol=1e-3)
+    out16, _, _ = run_tflite(exported_tflite("fp16")[1], images)
+    np.testing.assert_allclose(out16, ref, atol=5e-2, rtol=5e-2)
+    assert (out16.argmax(1) == ref.argmax(1)).mean() >= 0.98
+
+
+def test_fp16_weights_are_half_the_size(tmp_path):
+    from torch import nn
+
+    from edgerec.export._types import ExportSource
+
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 64, 3, padding=1), nn.ReLU(), nn.Conv2d(64, 128, 3, padding=1), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 10),
+    ).eval()  # ~77k parameters: weights dominate the file
+    src = digits_source()
+    wide = ExportSource(model=model, labels=LABELS, task="single_label", input_spec=src.input_spec,
+                        example=src.example, name="wide")
+    sizes = {p: (tmp_path / export_tflite(wide, p, tmp_path).files[0]).stat().st_size for p in ("fp32", "fp16")}
+    ratio = sizes["fp16"] / sizes["fp32"]
+    assert 0.45 < ratio < 0.6, sizes
+    fp16 = [d for d in _tensors(tmp_path / "model_fp16.tflite") if d["dtype"] == np.float16]
+    assert sum(int(np.prod(d["shape"])) for d in fp16) >= 70_000
+
+
+def test_metadata_describes_the_model():
+    for precision in ("fp32", "int8"):
+        result, path = exported_tflite(precision)
+        md = read_tflite_metadata(path)
+        assert md is not None
+        assert md["name"] == "digits" and md["min_parser_version"] == "1.0.0"
+        (inp,) = md["inputs"]
+        assert inp["content"] == "ImageProperties" and inp["color_space"] == "RGB"
+        assert inp["image_size"] == [16, 16]
+        assert inp["normalization"] == {"mean": [0.0], "std": [1.0]}  # the model normalises itself
+        (out,) = md["outputs"]
+        assert out["associated_files"] == [{"name": "labels.txt", "type": "TENSOR_AXIS_LABELS",
+                                             "description": "class labels, one per line, in output order"}]
+        assert md["files"]["labels.txt"].decode().splitlines() == list(LABELS)
+        contract = json.loads(md["files"]["edgerec.json"])
+        assert contract["labels"] == list(LABELS) and contract["precision"] == precision
+        assert contract["input"]["layout"] == "NHWC" and contract["input"]["normalization_in_model"] is True
+        assert contract["input"]["dtype"] == result.input_dtype
+        if precision == "int8":
+            assert contract["input"]["quant"] == {"scale": 1.0, "zero_point": 0}
+            assert contract["output"]["quant"]["scale"] == pytest.approx(result.output_quant.scale)
+        # metadata and the appended archive do not disturb the interpreter
+        out_, _, _ = run_tflite(path, digits_source().eval_images[:2])
+        assert out_.shape == (2, 10)
+
+
+def test_bad_requests_are_export_errors(tmp_path):
+    src = digits_source()
+    with pytest.raises(ExportError, match="no 'int4' precision"):
+        export_tflite(src, "int4", tmp_path)
+    from dataclasses import replace
+
+    bare = replace(src, quantized=None, quant_method=None, calib_images=None)
+    with pytest.raises(ExportError, match="calibration images"):
+        export_tflite(bare, "int8", tmp_path)
+    assert not list(tmp_path.glob("*.tflite"))
+
+
+@pytest.mark.slow
+def test_int8_without_quantized_graph_calibrates(tmp_path):
+    from dataclasses import replace
+
+    src = replace(digits_source(), quantized=None, quant_method=None)
+    result = export_tflite(src, "int8", tmp_path)
+    assert result.quantization == "ptq" and result.input_dtype == "uint8"
+    out, _, _ = run_tflite(tmp_path / result.files[0], src.eval_images)
+    assert (out.argmax(1) == src.eval_labels).mean() >= 0.7
