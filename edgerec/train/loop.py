@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["Normalizer", "StepRunner", "cosine_with_warmup", "make_loss", "predict", "set_bn_momentum"]
+__all__ = ["to_device_if_fits", "Normalizer", "StepRunner", "cosine_with_warmup", "make_loss", "predict", "set_bn_momentum"]
 
 
 class Normalizer:
@@ -39,6 +39,13 @@ class Normalizer:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
+
+
+def to_device_if_fits(tensor, device, *, max_bytes: int = 2 << 30):
+    """The whole uint8 image set on the GPU when it is small enough (no host copy per step), else as is."""
+    if device.type != "cuda" or tensor.numel() * tensor.element_size() > max_bytes:
+        return tensor
+    return tensor.to(device)
 
 
 def cosine_with_warmup(total_steps: int, warmup_steps: int, *, floor: float = 0.0):
@@ -128,7 +135,10 @@ class StepRunner:
             if before_step is not None:
                 before_step(steps)
             idx = order[s : s + batch_size]
-            loss = self.step(images[idx], targets[idx])
+            xb, yb = images[idx], targets[idx]
+            if self.device.type == "cuda" and xb.device.type == "cpu":
+                xb, yb = xb.pin_memory(), yb.pin_memory()  # lets the copy overlap with compute
+            loss = self.step(xb, yb)
             total += loss * len(idx)
             steps += 1
             seen += len(idx)

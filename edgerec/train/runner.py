@@ -200,7 +200,7 @@ def _fit(cfg: TrainConfig, data: Prepared, train_t, val_t, *, device, info: Dist
     from tqdm.auto import tqdm
 
     from .augment import BatchAugment
-    from .loop import Normalizer, StepRunner, cosine_with_warmup, make_loss, predict
+    from .loop import Normalizer, StepRunner, cosine_with_warmup, make_loss, predict, to_device_if_fits
     from .metrics import compute_metrics
     from .models import backbone_parameters, head_parameters
 
@@ -223,6 +223,8 @@ def _fit(cfg: TrainConfig, data: Prepared, train_t, val_t, *, device, info: Dist
                         pos_weight=None if pos_w is None else pos_w.to(device))
     val_loss_fn = make_loss(data.task)
     n_train = len(train_t)
+    train_images = to_device_if_fits(train_t.images, device)
+    train_targets = train_t.targets.to(train_images.device)
     spe = _steps_per_epoch(n_train, cfg.batch_size, info, cfg.max_steps)
     pretrained = cfg.weights != "none" and resume_state is None
     head_epochs = cfg.head_epochs if pretrained else 0
@@ -258,7 +260,8 @@ def _fit(cfg: TrainConfig, data: Prepared, train_t, val_t, *, device, info: Dist
             t0 = time.perf_counter()
             bar = tqdm(total=min(len(order), spe * cfg.batch_size), desc=f"{desc} {epoch + 1}/{head_epochs + cfg.epochs}",
                        unit="img", leave=False, disable=not show)
-            res = runner.run_epoch(train_t.images, train_t.targets, order, cfg.batch_size, max_steps=cfg.max_steps, bar=bar)
+            res = runner.run_epoch(train_images, train_targets, order.to(train_images.device), cfg.batch_size,
+                                   max_steps=cfg.max_steps, bar=bar)
             bar.close()
             train_loss = all_reduce_mean(res.loss, info, device)
             dt = time.perf_counter() - t0
