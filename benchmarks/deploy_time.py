@@ -163,7 +163,13 @@ def main() -> None:
     ap.add_argument("--fleet-repeats", type=int, default=3)
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "deploy_time.json"))
     args = ap.parse_args()
+    import signal
+    import warnings
+
     import paramiko
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks: stop sshd and the services
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

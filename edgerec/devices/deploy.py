@@ -118,11 +118,12 @@ class Board:
             self._config = json.loads(r.stdout)
         return self._config
 
+    def agent_command(self, *args: str) -> str:
+        return " ".join(q(a) for a in (self.config["python"], "-m", "edgerec.devices.board", self.root, *args))
+
     def agent(self, *args: str, check: bool = True, timeout: float = 120.0, what: str | None = None):
         """Run ``python -m edgerec.devices.board ROOT ...`` with the board's own python."""
-        py = self.config["python"]
-        cmd = " ".join(q(a) for a in (py, "-m", "edgerec.devices.board", self.root, *args))
-        return self.conn.run(cmd, check=check, timeout=timeout, what=what or f"board {args[0]}")
+        return self.conn.run(self.agent_command(*args), check=check, timeout=timeout, what=what or f"board {args[0]}")
 
     def versions(self, name: str) -> list[str]:
         """Versions present for ``name``, most recently activated first."""
@@ -152,10 +153,6 @@ class Board:
     def switch(self, name: str, version: str) -> None:
         self.conn.run(self.switch_script(name, version), what=f"switching to {version}")
 
-    def log_event(self, event: dict) -> None:
-        line = json.dumps(event)
-        self.conn.run(f"printf '%s\\n' {q(line)} >> {q(self.path('deploys.jsonl'))}", what="writing deploys.jsonl")
-
     def last_events(self, n: int = 5) -> list[dict]:
         r = self.conn.run(f"tail -n {int(n)} {q(self.path('deploys.jsonl'))} 2>/dev/null || true")
         out = []
@@ -166,10 +163,15 @@ class Board:
                 continue
         return out
 
-    def activate(self, name: str, version: str, previous: str | None, timeout: float, action: str = "deploy") -> dict:
-        """Restart, health-check and (on failure) roll back, all on the board in one command (see board.activate)."""
-        r = self.agent("activate", name, version, previous or "", f"{timeout:g}", action, check=False,
-                       timeout=2 * timeout + 120, what="health check")
+    def activate(self, name: str, version: str, previous: str | None, timeout: float, action: str = "deploy",
+                 then: str = "") -> dict:
+        """Restart, health-check and (on failure) roll back, all on the board in one command (see board.activate).
+
+        ``then``: a shell script run right after, in the same round trip (pruning)."""
+        cmd = self.agent_command("activate", name, version, previous or "", f"{timeout:g}", action)
+        if then:
+            cmd = f"{cmd}; rc=$?; ( {then} ) >/dev/null 2>&1; exit $rc"
+        r = self.conn.run(cmd, check=False, timeout=2 * timeout + 120, what="health check")
         try:
             return json.loads(r.stdout.strip().splitlines()[-1])
         except (ValueError, IndexError):
@@ -209,11 +211,7 @@ def deploy(
     res = DeployResult(str(conn.target), name, version)
     res.seconds["verify_local"] = round(time.perf_counter() - t_all, 3)
 
-    t = time.perf_counter()
     board = Board(conn, root)
-    if service:
-        board.config  # fail early on a board that was never set up
-    res.seconds["board_config"] = round(time.perf_counter() - t, 3)
     t = time.perf_counter()
     with conn.lock(board.path(".lock"), wait=lock_wait) as lock:
         res.locked_at = lock.acquired_at
@@ -242,6 +240,8 @@ def _deploy_locked(board: Board, bundle: Path, files: dict[str, str], res: Deplo
         f"mkdir -p {q(models)} && rm -rf -- {q(board.path('models'))}/*/.staging-* {q(models)}/.current.* "
         f"{q(models)}/.trash-* {q(board.root)}/.active.* || exit 1\n"
         f"printf 'previous=%s\\n' \"$(readlink {q(models + '/current')})\"\n"
+        f"if [ -f {q(board.path('board.json'))} ]; then printf 'config=%s\\n' \"$(tr -d '\\n' < {q(board.path('board.json'))})\"; "
+        f"else echo config=; {'exit 0' if service else ':'}; fi\n"
     )
     if not force_upload:  # this exact version already on the board and intact: no upload
         prep += (f"if printf %s {q(sums)} | cmp -s - {q(final + '/' + _SUMS)} && "
@@ -250,6 +250,10 @@ def _deploy_locked(board: Board, bundle: Path, files: dict[str, str], res: Deplo
     facts = dict(ln.split("=", 1) for ln in conn.run(prep, what="preparing the upload").stdout.splitlines() if "=" in ln)
     res.previous = facts.get("previous") or None
     res.skipped_upload = facts.get("present") == "yes"
+    if facts.get("config"):
+        board._config = json.loads(facts["config"])
+    elif service:
+        board.config  # raises "not set up" with the fix; nothing was uploaded
     res.seconds["prepare"] = round(time.perf_counter() - t, 3)
     t = time.perf_counter()
 
@@ -289,10 +293,11 @@ def _deploy_locked(board: Board, bundle: Path, files: dict[str, str], res: Deplo
         board.switch(name, version)
         res.seconds["switch"] = round(time.perf_counter() - t, 3)
 
-    event = None  # with the service, the board logs the deploy itself (board.activate)
+    # with the service, the board logs the deploy itself (board.activate)
     if service:
         t = time.perf_counter()
-        res.health = board.activate(name, version, res.previous, health_timeout)
+        res.health = board.activate(name, version, res.previous, health_timeout,
+                                    then=_prune_script(board, name, keep, {version, res.previous}))
         res.seconds["health"] = round(time.perf_counter() - t, 3)
         if not res.health.get("healthy"):
             res.rolled_back = True
@@ -303,9 +308,10 @@ def _deploy_locked(board: Board, bundle: Path, files: dict[str, str], res: Deplo
             )
     else:
         event = {"time": time.time(), "action": "deploy", "name": name, "version": version, "from": res.previous}
-    t = time.perf_counter()
-    _log_and_prune(board, name, event, keep, protect={version, res.previous})
-    res.seconds["log_prune"] = round(time.perf_counter() - t, 3)
+        t = time.perf_counter()
+        log = f"printf '%s\\n' {q(json.dumps(event))} >> {q(board.path('deploys.jsonl'))}"
+        conn.run(f"{log} && {_prune_script(board, name, keep, {version, res.previous})}", what="pruning old versions")
+        res.seconds["log_prune"] = round(time.perf_counter() - t, 3)
     res.ok = True
 
 
@@ -324,18 +330,15 @@ def _log_text(health: dict) -> str:
     return f"\n--- service log (tail) ---\n{tail}" if tail else ""
 
 
-def _log_and_prune(board: Board, name: str, event: dict | None, keep: int, protect: set) -> None:
-    """Append the event (if any) and remove all but the ``keep`` most recently activated versions (one command)."""
-    models = board.path("models", name)
+def _prune_script(board: Board, name: str, keep: int, protect: set) -> str:
+    """Remove all but the ``keep`` most recently activated versions, never those in ``protect``."""
     keep_list = " ".join(q(v) for v in sorted(v for v in protect if v))
-    log = f"printf '%s\\n' {q(json.dumps(event))} >> {q(board.path('deploys.jsonl'))} && " if event else ""
-    script = (
-        f"{log}cd {q(models)} && "
+    return (
+        f"cd {q(board.path('models', name))} && "
         f"n=0; ls -1t -- . | while IFS= read -r v; do case $v in .*|current) continue;; esac; n=$((n+1)); "
         f"[ $n -le {max(int(keep), 1)} ] && continue; for k in {keep_list}; do [ \"$v\" = \"$k\" ] && continue 2; done; "
         f"rm -rf -- \"./$v\"; done"
     )
-    board.conn.run(script, what="pruning old versions")
 
 
 def rollback(conn: Connection, *, root: str = DEFAULT_ROOT, to: str | None = None, name: str | None = None,
