@@ -82,6 +82,8 @@ class Classifier:
         self.last_timings_ns = {"preprocess": 0, "inference": 0, "postprocess": 0}
         expected = tuple(self.pre.out.shape[1:])
         got = tuple(backend.input_shape[1:])
+        if artifact.embedded_preprocess:  # any frame size: only the channel count is fixed
+            expected, got = expected[-1:], got[-1:]
         if got != expected:
             raise BundleError(
                 f"{artifact.key}: the model's input is {backend.input_shape} but the manifest implies "

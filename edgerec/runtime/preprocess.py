@@ -94,8 +94,22 @@ class Preprocessor:
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         """One frame -> ``self.out`` of shape (1, ...) (refilled in place; copy it to keep it)."""
+        if self.artifact.embedded_preprocess:
+            return self._passthrough(frame)[None]
         self.fill(frame, 0)
         return self.out[:1]
+
+    def _passthrough(self, frame: np.ndarray) -> np.ndarray:
+        """Artifacts with the resize and normalisation inside (OpenVINO PrePostProcessor) take the whole
+        frame as u8 NHWC in the bundle's colour order: only the channel order is ours to fix."""
+        frame = to_bgr(frame)
+        if getattr(self, "_full", None) is None or self._full.shape != frame.shape:
+            self._full = np.empty(frame.shape, np.uint8)
+        if self.swap_rb:
+            cv2.cvtColor(frame, cv2.COLOR_BGR2RGB, dst=self._full)
+        else:
+            np.copyto(self._full, frame)
+        return self._full
 
     def resize(self, frame: np.ndarray) -> np.ndarray:
         """Frame -> the model-size uint8 image in the model's colour order (a view of an internal buffer)."""
@@ -134,6 +148,8 @@ class Preprocessor:
     def batch(self, frames) -> np.ndarray:
         """A list of frames -> (N, ...) tensor (grows the buffer when N exceeds it)."""
         n = len(frames)
+        if self.artifact.embedded_preprocess:
+            return np.stack([self._passthrough(f).copy() for f in frames])
         if n > self.out.shape[0]:
             self.out = np.empty((n, *self.out.shape[1:]), self.dtype)
         for i, f in enumerate(frames):

@@ -127,3 +127,18 @@ def test_device_profile_defaults_are_preferences(rt_onnx_bundle):
         assert clf.backend.name == "onnxruntime" and clf.backend.threads == 4
     with Classifier.load(rt_onnx_bundle, profile="rpi5", threads=1, precision="fp32") as clf:
         assert clf.backend.threads == 1 and clf.artifact.precision == "fp32"  # the call wins
+
+
+def test_embedded_preprocessing_artifact_takes_whole_frames(rt_onnx_bundle):
+    m = load_manifest(rt_onnx_bundle)
+    pp = next(a for a in m.ok_artifacts() if a.embedded_preprocess)
+    assert choose_artifact(m, format="openvino", installed=["openvino"])[0].key == "openvino-fp32"  # plain one first
+    with Classifier.load(rt_onnx_bundle, format="openvino", backend="openvino") as plain:
+        with Classifier(m, pp, plain.backend.__class__(rt_onnx_bundle / pp.file, pp, threads=1), root=rt_onnx_bundle) as clf:
+            for name, (h, w) in zip(COLOUR_LABELS, [(48, 64), (120, 90), (32, 32)]):
+                frame = colour_frame(name, h, w)
+                x = clf.prepare(frame)
+                assert x.shape == (1, h, w, 3) and x.dtype == np.uint8  # the whole frame, not resized here
+                pred = clf.classify(frame)
+                assert pred.label == name
+                np.testing.assert_allclose(pred.scores, plain.classify(frame).scores, atol=0.02)
