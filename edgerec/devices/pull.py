@@ -108,32 +108,11 @@ def pull(url: str, *, root: str | Path = DEFAULT_ROOT, service: bool = True, hea
             shutil.rmtree(stale, ignore_errors=True)
         cur = models / "current"
         res.previous = os.readlink(cur) if cur.is_symlink() else None
-        staging = models / f".staging-{version}-{secrets.token_hex(4)}"
-        staging.mkdir(parents=True)
-        try:
-            (staging / MANIFEST_NAME).write_bytes(body)
-            sums = {}
-            for rel, expected in _files(manifest).items():
-                dest = staging / rel
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                _, digest, size = _fetch(urllib.parse.urljoin(base, urllib.parse.quote(rel)), dest, timeout)
-                if expected and digest != expected:
-                    raise DeployError(f"{rel}: sha256 mismatch after download (expected {expected[:12]}…, got {digest[:12]}…); "
-                                      "nothing was switched", hint="the server or the transfer corrupted it; pull again")
-                sums[rel] = digest
-                res.uploaded_bytes += size
-            sums[MANIFEST_NAME] = hashlib.sha256(body).hexdigest()
-            verify_bundle(staging)  # the same check `edgerec run` does, on the files as they lie on the board
-            (staging / _SUMS).write_text("".join(f"{d}  {r}\n" for r, d in sums.items()))
-            final = models / version
-            if final.exists():
-                trash = models / f".trash-{secrets.token_hex(4)}"
-                os.replace(final, trash)
-                shutil.rmtree(trash, ignore_errors=True)
-            os.replace(staging, final)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+        final = models / version
+        if _intact(final, body):  # this exact version is already here: nothing to fetch
+            res.skipped_upload = True
+        else:
+            _download(base, body, manifest, models, version, res, timeout)
         _board.switch(root, name, version)
         if service:
             res.health = _board.activate(root, name, version, res.previous, health_timeout, action="pull", extra={"url": base})
@@ -153,6 +132,47 @@ def pull(url: str, *, root: str | Path = DEFAULT_ROOT, service: bool = True, hea
     res.ok = True
     res.seconds["total"] = round(time.perf_counter() - t0, 3)
     return res
+
+
+def _intact(final: Path, body: bytes) -> bool:
+    try:
+        if (final / MANIFEST_NAME).read_bytes() != body or not (final / _SUMS).is_file():
+            return False
+        verify_bundle(final)
+    except (OSError, BundleError):
+        return False
+    return True
+
+
+def _download(base: str, body: bytes, manifest: Manifest, models: Path, version: str, res: DeployResult,
+              timeout: float) -> None:
+    """Fetch every file into a staging folder, check each sha256, then rename it into place."""
+    staging = models / f".staging-{version}-{secrets.token_hex(4)}"
+    staging.mkdir(parents=True)
+    try:
+        (staging / MANIFEST_NAME).write_bytes(body)
+        sums = {}
+        for rel, expected in _files(manifest).items():
+            dest = staging / rel
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            _, digest, size = _fetch(urllib.parse.urljoin(base, urllib.parse.quote(rel)), dest, timeout)
+            if expected and digest != expected:
+                raise DeployError(f"{rel}: sha256 mismatch after download (expected {expected[:12]}…, got {digest[:12]}…); "
+                                  "nothing was switched", hint="the server or the transfer corrupted it; pull again")
+            sums[rel] = digest
+            res.uploaded_bytes += size
+        sums[MANIFEST_NAME] = hashlib.sha256(body).hexdigest()
+        verify_bundle(staging)  # the same check `edgerec run` does, on the files as they lie on the board
+        (staging / _SUMS).write_text("".join(f"{d}  {r}\n" for r, d in sums.items()))
+        final = models / version
+        if final.exists():
+            trash = models / f".trash-{secrets.token_hex(4)}"
+            os.replace(final, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        os.replace(staging, final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def _log(root: Path, event: dict) -> None:

@@ -69,3 +69,17 @@ def test_pull_unreachable_or_missing_says_so(tmp_path, http_root):
     with pytest.raises(DeployError, match="cannot fetch"):
         pull(f"{base}/nothing/", root=root, service=False)
     assert not (root / "models").exists()
+
+
+def test_pull_cli_without_service(tmp_path, http_root, capsys):
+    from edgerec.cli import main
+
+    served, base = http_root
+    root = fake_board(tmp_path / "board")
+    make_bundle(served / "b", version="5")
+    assert main(["device", "pull", f"{base}/b/", "--root", str(root), "--no-service"]) == 0
+    assert "digits 5 is current" in capsys.readouterr().out
+    assert os.readlink(root / "models/digits/current") == "5"
+    assert main(["device", "pull", f"{base}/b/", "--root", str(root), "--no-service"]) == 0  # again: nothing to fetch
+    assert "already present" in capsys.readouterr().out
+    assert json.loads((root / "deploys.jsonl").read_text().splitlines()[-1])["action"] == "pull"
