@@ -164,7 +164,7 @@ def main() -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"median images/s: " + ", ".join(f"{k} {v:.1f}" for k, v in med.items()))
+    print("median images/s: " + ", ".join(f"{k} {v:.1f}" for k, v in med.items()))
     print(f"edgerec / plain_files {result['ratio_edgerec_vs_plain_files']:.2f}x, "
           f"edgerec / plain_memory {result['ratio_edgerec_vs_plain_memory']:.2f}x "
           f"(decode once: {n} images in {decode_s:.2f} s, not in the edgerec figure)")

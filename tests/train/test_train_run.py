@@ -115,7 +115,7 @@ def test_failure_mid_run_leaves_no_run(tiny_digits, tmp_path, monkeypatch):
     def boom(*a, **k):
         raise EdgerecError("simulated failure")
 
-    monkeypatch.setattr(runner, "_fit", boom)
+    monkeypatch.setattr(runner, "fit", boom)
     out = tmp_path / "run"
     with pytest.raises(EdgerecError, match="simulated"):
         runner.train(tiny_train_config(tiny_digits, out))
