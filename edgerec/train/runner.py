@@ -295,7 +295,7 @@ def train(cfg: TrainConfig) -> Run:
         from .metrics import summary_table
 
         print(summary_table(metrics, task=data.task))
-        print(f"run folder: {out}")
+        print(f"run folder: {out}   (plots in {out / 'plots'}; next: edgerec export {out})")
     return run
 
 
