@@ -81,12 +81,13 @@ class Classifier:
         self.smoother = Smoother(smoothing, smoothing_mode) if smoothing and smoothing > 1 else None
         self.last_timings_ns = {"preprocess": 0, "inference": 0, "postprocess": 0}
         expected = tuple(self.pre.out.shape[1:])
-        got = tuple(backend.input_shape[1:])
+        got = tuple(backend.input_signature[1:])
         if artifact.embedded_preprocess:  # any frame size: only the channel count is fixed
             expected, got = expected[-1:], got[-1:]
-        if got != expected:
+        if len(got) != len(expected) or any(g is not None and g != e for g, e in zip(got, expected)):
+            shown = tuple("?" if d is None else d for d in backend.input_signature)
             raise BundleError(
-                f"{artifact.key}: the model's input is {backend.input_shape} but the manifest implies "
+                f"{artifact.key}: the model's input is {shown} but the manifest implies "
                 f"(N, {', '.join(map(str, expected))}) ({artifact.layout}, {manifest.input.height}x{manifest.input.width})",
                 hint="the manifest does not match its model file; re-export the bundle",
             )

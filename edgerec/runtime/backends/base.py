@@ -43,6 +43,11 @@ class Backend(ABC):
     @abstractmethod
     def input_dtype(self) -> np.dtype: ...
 
+    @property
+    def input_signature(self) -> tuple[int | None, ...]:
+        """The input shape with ``None`` for dimensions the model leaves open (``input_shape`` shows them as 1)."""
+        return self.input_shape
+
     @abstractmethod
     def invoke(self, x: np.ndarray) -> np.ndarray:
         """Run one batch; returns the first output."""

@@ -63,6 +63,13 @@ class LiteRTBackend(Backend):
         return tuple(int(d) for d in self._in["shape"])
 
     @property
+    def input_signature(self):
+        sig = self._in.get("shape_signature")
+        if sig is None or len(sig) == 0:
+            return self.input_shape
+        return tuple(int(d) if d >= 0 else None for d in sig)
+
+    @property
     def input_dtype(self):
         return np.dtype(self._in["dtype"])
 

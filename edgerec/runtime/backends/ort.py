@@ -52,6 +52,10 @@ class OrtBackend(Backend):
         return tuple(d if isinstance(d, int) else 1 for d in self._in.shape)
 
     @property
+    def input_signature(self):
+        return tuple(d if isinstance(d, int) else None for d in self._in.shape)
+
+    @property
     def input_dtype(self):
         return np.dtype(_TYPES.get(self._in.type, np.float32))
 

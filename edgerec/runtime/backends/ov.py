@@ -47,6 +47,10 @@ class OpenVINOBackend(Backend):
         return tuple(d.get_length() if d.is_static else 1 for d in shape)
 
     @property
+    def input_signature(self):
+        return tuple(d.get_length() if d.is_static else None for d in self._input.get_partial_shape())
+
+    @property
     def input_dtype(self):
         return np.dtype(self._input.get_element_type().to_dtype())
 
