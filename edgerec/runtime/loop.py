@@ -107,9 +107,15 @@ def run_loop(pipeline: Pipeline, source: Source, sinks: list[Sink], *, max_frame
                 break
             where = "capture"
             t0 = time.perf_counter_ns()
-            frame = source.read()
+            frame = None
+            while not stop.is_set():  # short waits, so a stop request is seen even while a camera is away
+                frame = source.read(timeout=0.25)
+                if frame is not None or source.ended:
+                    break
             t1 = time.perf_counter_ns()
             if frame is None:
+                if stop.is_set() and stopped_by == "end of source":
+                    stopped_by = "signal"
                 break
             where = "inference"
             result = pipeline.process(frame.image)

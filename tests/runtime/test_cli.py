@@ -105,3 +105,28 @@ def test_status_line_and_stage_table(rt_onnx_bundle, rt_multilabel_bundle, rt_vi
     assert text.count("\r") >= 10 and "FPS" in text and "dropped 0" in text
     table = s.table()
     assert "stage" in table and s.stages_ms["second"]["runs"] == 40
+
+
+def test_stop_is_seen_while_a_live_source_delivers_nothing(rt_onnx_bundle):
+    import threading
+
+    from edgerec.runtime.sources import Source
+
+    class Silent(Source):
+        live, kind = True, "silent"
+
+        def _open(self):
+            pass
+
+        def _read(self):
+            time.sleep(0.05)
+            return None  # never a frame: the reader keeps reconnecting
+
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    src = Silent("x", backoff=(0.05, 0.1))
+    t0 = time.monotonic()
+    with src, load_pipeline(rt_onnx_bundle) as pipe:
+        s = run_loop(pipe, src, [], stop=stop, status=False)
+    assert s.frames == 0 and s.stopped_by == "signal"
+    assert time.monotonic() - t0 < 5

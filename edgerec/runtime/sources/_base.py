@@ -112,6 +112,11 @@ class Source:
         self._release()
 
     @property
+    def ended(self) -> bool:
+        """True once the source has nothing more to give (end of file, or a live source that gave up)."""
+        return self._ended
+
+    @property
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
