@@ -156,13 +156,51 @@ def fleet(work: Path, n_hosts: int, repeats: int) -> dict:
             s.stop()
 
 
+def plot(result: dict, path: Path) -> None:
+    """Left: one deploy by phase (medians). Right: ten boards, concurrency 1 vs 4 (medians and runs)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    single, many = result["single_board"], result["inventory"]
+    phases = [k for k in ("verify_local", "lock", "prepare", "upload", "verify_switch", "health")
+              if k in single["phases_median_s"]]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6), gridspec_kw={"width_ratios": [2, 1]})
+    left = 0.0
+    for k in phases:
+        v = single["phases_median_s"][k]
+        a.barh(0, v, left=left, label=f"{k} {v:.2f} s")
+        left += v
+    a.set_yticks([])
+    a.set_xlabel("seconds (median)")
+    a.set_title(f"one deploy, {single['bundle_bytes'] / 1e6:.1f} MB bundle, to a passed health check")
+    a.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=3)
+    labels = ["concurrency 1", "concurrency 4"]
+    meds = [many["concurrency_1"]["median_s"], many["concurrency_4"]["median_s"]]
+    b.bar(labels, meds, color=["#999", "#2a7"])
+    for i, key in enumerate(("concurrency_1", "concurrency_4")):
+        b.scatter([i] * len(many[key]["runs"]), many[key]["runs"], color="k", s=8, zorder=3)
+    b.set_ylabel("seconds")
+    b.set_title(f"{many['hosts']} boards: x{many['speedup_4_vs_1']}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--hosts", type=int, default=10)
     ap.add_argument("--fleet-repeats", type=int, default=3)
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "deploy_time.json"))
+    ap.add_argument("--plot-only", action="store_true", help="redraw the PNG from an existing JSON")
     args = ap.parse_args()
+    png = Path(args.out).with_suffix(".png")
+    if args.plot_only:
+        plot(json.loads(Path(args.out).read_text()), png)
+        print(f"wrote {png}")
+        return
     import signal
     import warnings
 
@@ -194,7 +232,8 @@ def main() -> None:
           f"restart+first prediction {s['phases_median_s'].get('health')} s); already present: {s['redeploy_present_version_s']['median']} s")
     print(f"{m['hosts']} boards: concurrency 1 {m['concurrency_1']['median_s']} s, concurrency 4 {m['concurrency_4']['median_s']} s "
           f"(x{m['speedup_4_vs_1']})")
-    print(f"wrote {args.out}")
+    plot(result, png)
+    print(f"wrote {args.out} and {png}")
 
 
 if __name__ == "__main__":
