@@ -28,7 +28,17 @@ from .ssh import Connection, q
 
 __all__ = ["SetupStep", "SetupReport", "setup_board", "render_unit", "systemd_quote", "UNIT_TEMPLATE"]
 
-UNIT_TEMPLATE = Path(__file__).resolve().parents[2] / "runtime" / "edgerec.service.in"
+def _find_template(name: str) -> Path:
+    """A file of the top-level ``runtime/`` folder: in a checkout, or installed as data under ``<prefix>/share/edgerec``."""
+    import sys
+
+    for base in (Path(__file__).resolve().parents[2] / "runtime", Path(sys.prefix) / "share" / "edgerec" / "runtime"):
+        if (base / name).is_file():
+            return base / name
+    return Path(__file__).resolve().parents[2] / "runtime" / name
+
+
+UNIT_TEMPLATE = _find_template("edgerec.service.in")
 
 
 @dataclass
@@ -178,6 +188,12 @@ def setup_board(
         python = path + "/bin/python"
         ssp = bool(prof and prof.venv_system_site_packages)
         spec = package or f"edgerec[{extra}]"
+        local = Path(package).expanduser() if package else None
+        if local is not None and local.is_file() and not dry_run:  # a wheel on this machine: copy it over first
+            conn.run(f"mkdir -p {q(board.root)}", what="creating folders")
+            remote = board.path(local.name)
+            conn.put(local, remote)
+            spec = remote
         have = conn.run(f"{q(python)} -c 'import edgerec' 2>/dev/null", check=False).ok
         if have and not package:
             rep.add("venv", "already", path)
