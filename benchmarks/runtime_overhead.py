@@ -11,7 +11,7 @@ Model: MobileNetV3-small, random weights, 10 classes, 224x224 (built once with l
 cached under --work). The weights do not change the timing.
 
     python benchmarks/runtime_overhead.py [--threads 2] [--runs 200] [--blocks 10]
-Writes benchmarks/results/runtime_overhead.json.
+Writes benchmarks/results/runtime_overhead.json and a bar chart beside it (.png).
 """
 
 from __future__ import annotations
@@ -81,6 +81,35 @@ def measure(clf, frame: np.ndarray, runs: int, blocks: int, progress) -> dict:
     return res
 
 
+def plot(results: list[dict], path: Path, threads: int) -> None:
+    """Stacked bars per artifact: pre-processing, inference inside classify, post-processing; the bare invoke beside."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [f"{r['artifact']}\n{r['backend']}" for r in results]
+    x = np.arange(len(results))
+    pre = [r["preprocess_ms"]["p50"] for r in results]
+    inf = [r["inference_in_classify_ms"]["p50"] for r in results]
+    post = [r["postprocess_ms"]["p50"] for r in results]
+    bare = [r["bare_invoke_ms"]["p50"] for r in results]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.bar(x - 0.2, bare, 0.38, label="bare invoke", color="#999999")
+    ax.bar(x + 0.2, inf, 0.38, label="classify: inference", color="#4c72b0")
+    ax.bar(x + 0.2, pre, 0.38, bottom=inf, label="classify: pre-processing", color="#dd8452")
+    ax.bar(x + 0.2, post, 0.38, bottom=np.add(inf, pre), label="classify: post-processing", color="#55a868")
+    for i, r in enumerate(results):
+        ax.text(x[i] + 0.2, inf[i] + pre[i] + post[i], f"+{r['added_over_bare'] * 100:.0f}%", ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(x, names, fontsize=8)
+    ax.set_ylabel("median ms per frame")
+    ax.set_title(f"classify() on a 640x480 frame vs bare invoke ({threads} threads)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--threads", type=int, default=2)
@@ -116,6 +145,7 @@ def main(argv=None) -> int:
            "results": results}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+    plot(results, Path(args.out).with_suffix(".png"), args.threads)
     print(f"{'artifact':<16}{'backend':<13}{'bare p50':>10}{'classify p50':>14}{'pre p50':>9}{'post p50':>10}"
           f"{'ratio':>8}{'pair':>7}{'added':>7}")
     for r in results:
