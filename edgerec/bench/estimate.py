@@ -42,12 +42,21 @@ def _add(by_op: dict[str, int], op: str, n: int) -> None:
     by_op[op] = by_op.get(op, 0) + int(n)
 
 
-def _count_onnx(path: Path) -> MacCount:
+def _count_onnx(path: Path, input_shape: tuple[int, ...] | None) -> MacCount:
     try:
         import onnx
     except ImportError:
-        return _count_openvino(path)  # OpenVINO reads ONNX too; boards often have one but not the other
-    model = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
+        return _count_openvino(path, input_shape)  # OpenVINO reads ONNX too; boards often have one but not the other
+    model = onnx.load(str(path))
+    inits = {i.name for i in model.graph.initializer}
+    first = next(i for i in model.graph.input if i.name not in inits)
+    dims = first.type.tensor_type.shape.dim
+    if any(not d.HasField("dim_value") for d in dims[1:]):
+        if input_shape is None:
+            raise ModelError(f"{path.name} has a dynamic input shape; pass the input shape to count its MACs")
+        for d, v in zip(dims, input_shape):
+            d.dim_value = int(v)  # fix the symbolic dims so shape inference yields concrete sizes
+    model = onnx.shape_inference.infer_shapes(model)
     g = model.graph
     shapes: dict[str, list[int]] = {}
     for vi in list(g.input) + list(g.value_info) + list(g.output):
@@ -78,7 +87,7 @@ def _count_onnx(path: Path) -> MacCount:
     return MacCount(sum(by_op.values()), by_op)
 
 
-def _count_tflite(path: Path) -> MacCount:
+def _count_tflite(path: Path, input_shape: tuple[int, ...] | None) -> MacCount:
     from ..errors import require
 
     mod = None
@@ -116,11 +125,16 @@ def _count_tflite(path: Path) -> MacCount:
     return MacCount(sum(by_op.values()), by_op)
 
 
-def _count_openvino(path: Path) -> MacCount:
+def _count_openvino(path: Path, input_shape: tuple[int, ...] | None) -> MacCount:
     from ..errors import require
 
     ov = require("openvino", "openvino", purpose="counting MACs of an OpenVINO or ONNX model")
     model = ov.Core().read_model(str(path))
+    ps = model.inputs[0].get_partial_shape()
+    if any(d.is_dynamic for d in list(ps)[1:]):
+        if input_shape is None:
+            raise ModelError(f"{path.name} has a dynamic input shape {ps}; pass the input shape to count its MACs")
+        model.reshape({model.inputs[0]: ov.PartialShape([int(v) for v in input_shape])})
     by_op: dict[str, int] = {}
 
     def shape(port) -> list[int]:
@@ -150,15 +164,19 @@ def _count_openvino(path: Path) -> MacCount:
 _COUNTERS = {".onnx": _count_onnx, ".tflite": _count_tflite, ".xml": _count_openvino}
 
 
-def count_macs(path: str | Path) -> MacCount:
-    """Multiply-accumulates of one inference of the model file at ``path`` (batch as stored, 1 when dynamic)."""
+def count_macs(path: str | Path, input_shape: tuple[int, ...] | None = None) -> MacCount:
+    """Multiply-accumulates of one inference of the model file at ``path`` (batch as stored, 1 when dynamic).
+
+    ``input_shape`` (e.g. ``(1, 3, 224, 224)``) fixes a model whose spatial input size is dynamic; such a
+    model without it raises ``ModelError`` rather than be counted at a made-up size.
+    """
     path = Path(path)
     counter = _COUNTERS.get(path.suffix.lower())
     if counter is None:
         raise ModelError(f"cannot count MACs of {path.name}: not .onnx, .tflite or .xml")
     if not path.is_file():
         raise ModelError(f"model file not found: {path}")
-    return counter(path)
+    return counter(path, input_shape)
 
 
 @dataclass(frozen=True)
@@ -242,7 +260,9 @@ def estimate_bundle(bundle: str | Path, profile: DeviceProfile | str) -> list[Es
     for art in manifest.ok_artifacts():
         backs = candidates(art.format)
         backend = profile.default_backend if profile.default_backend in backs else (backs[0] if backs else "?")
-        macs = count_macs(root / art.file)
+        h, w = manifest.input.height, manifest.input.width
+        shape = (1, 3, h, w) if art.layout == "NCHW" else (1, h, w, 3)
+        macs = count_macs(root / art.file, shape)
         out.append(estimate_latency(macs, profile, precision=art.precision, backend=backend, artifact=art.key))
     return out
 

@@ -54,3 +54,20 @@ def test_estimate_bundle_and_error_against_a_measurement(bench_bundle, fake_reco
 def test_unknown_model_file(tmp_path):
     with pytest.raises(ModelError, match="not .onnx, .tflite or .xml"):
         count_macs(tmp_path / "model.pt")
+
+
+def test_dynamic_input_size_needs_a_shape(tmp_path):
+    import openvino as ov
+    import torch
+
+    from builder import tiny_net
+
+    onnx_path = tmp_path / "dyn.onnx"
+    torch.onnx.export(tiny_net(), (torch.randn(1, 3, 32, 32),), str(onnx_path), input_names=["x"],
+                      dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}}, dynamo=False, opset_version=17)
+    xml = tmp_path / "dyn.xml"
+    ov.save_model(ov.convert_model(str(onnx_path)), str(xml))
+    for p in (onnx_path, xml):
+        with pytest.raises(ModelError, match="dynamic input shape"):
+            count_macs(p)
+        assert count_macs(p, (1, 3, 32, 32)).total == TINY_MACS
