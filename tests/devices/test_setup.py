@@ -149,3 +149,43 @@ def test_install_script_sets_up_this_machine(tmp_path, repo_root):
         assert expect in line
     cfg = json.loads((root / "board.json").read_text())
     assert cfg["python"] == str(root / "venv" / "bin" / "python") and cfg["camera_uri"] == "/dev/video0"
+
+
+def _tiny_wheel(folder: Path) -> Path:
+    """A wheel named edgerec 0.0.1 holding only edgerec/__init__.py: enough for pip and `import edgerec`."""
+    import base64
+    import hashlib
+    import zipfile
+
+    files = {
+        "edgerec/__init__.py": b"__version__ = '0.0.1'\n",
+        "edgerec-0.0.1.dist-info/METADATA": b"Metadata-Version: 2.1\nName: edgerec\nVersion: 0.0.1\n",
+        "edgerec-0.0.1.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = []
+    for name, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{name},sha256={digest},{len(data)}")
+    record.append("edgerec-0.0.1.dist-info/RECORD,,")
+    path = folder / "edgerec-0.0.1-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+        z.writestr("edgerec-0.0.1.dist-info/RECORD", "\n".join(record) + "\n")
+    return path
+
+
+@pytest.mark.ssh
+@pytest.mark.slow
+def test_setup_creates_venv_and_installs_a_local_wheel(sshd_server, tmp_path):
+    wheel = _tiny_wheel(tmp_path)
+    root = tmp_path / "fresh board"
+    with sshd_server.connect() as conn:
+        rep = setup_board(conn, root=str(root), package=str(wheel), os_packages=False, service="supervised")
+    steps = {s.name: s for s in rep.steps}
+    assert steps["venv"].status == "done" and wheel.name in steps["venv"].detail
+    py = root / "venv" / "bin" / "python"
+    r = subprocess.run([str(py), "-c", "import edgerec; print(edgerec.__version__)"], capture_output=True, text=True,
+                       cwd=tmp_path)  # not the checkout, whose edgerec/ would shadow the installed one
+    assert r.stdout.strip() == "0.0.1"
+    assert json.loads((root / "board.json").read_text())["python"] == str(py)
