@@ -8,11 +8,14 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from .._archive import is_archive, unpack
 from ..bundle import Artifact, Manifest, load_manifest, verify_bundle
 from ..errors import BackendError, BundleError, ConfigError, suggest
 from . import backends as _backends
@@ -102,15 +105,39 @@ class Classifier:
              precision: str | None = None, threads: int | None = None, device: str | None = None,
              profile: str | None = None, verify: bool = True, threshold: float | None = None,
              top_k: int = 5, smoothing: int = 0, smoothing_mode: str = "mean") -> "Classifier":
-        """Verify ``bundle`` (schema + sha256 of every file) and load its best runnable artifact.
+        """Verify ``bundle`` (a folder, or a packed ``.edgerec``/``.tar.gz``) and load its best runnable artifact.
+
+        Verification is the schema plus the sha256 of every file.
 
         ``profile``: a device profile name (``edgerec.devices.profile.load_profile``) whose default
         backend/precision/threads apply where the call leaves them open. ``smoothing``: average (or vote,
         ``smoothing_mode="majority"``) over the last N frames in ``classify``.
         """
         root = Path(bundle)
-        if root.is_file():
+        unpacked = None
+        if is_archive(root):  # a packed bundle (.edgerec / .tar.gz): unpacked safely into a temporary folder
+            unpacked = Path(tempfile.mkdtemp(prefix="edgerec-bundle-"))
+            try:
+                root = unpack(root, unpacked / "bundle")
+            except BaseException:
+                shutil.rmtree(unpacked, ignore_errors=True)
+                raise
+        elif root.is_file():
             root = root.parent
+        try:
+            clf = cls._load(root, backend=backend, format=format, precision=precision, threads=threads, device=device,
+                            profile=profile, verify=verify, threshold=threshold, top_k=top_k, smoothing=smoothing,
+                            smoothing_mode=smoothing_mode)
+        except BaseException:
+            if unpacked is not None:
+                shutil.rmtree(unpacked, ignore_errors=True)
+            raise
+        clf._unpacked = unpacked
+        return clf
+
+    @classmethod
+    def _load(cls, root: Path, *, backend, format, precision, threads, device, profile, verify, threshold, top_k,
+              smoothing, smoothing_mode) -> "Classifier":
         manifest = verify_bundle(root) if verify else load_manifest(root)
         attempts = [(backend, precision)]
         if profile:
@@ -197,6 +224,9 @@ class Classifier:
 
     def close(self) -> None:
         self.backend.close()
+        if getattr(self, "_unpacked", None) is not None:
+            shutil.rmtree(self._unpacked, ignore_errors=True)
+            self._unpacked = None
 
     def __enter__(self):
         return self

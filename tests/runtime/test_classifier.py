@@ -142,3 +142,15 @@ def test_embedded_preprocessing_artifact_takes_whole_frames(rt_onnx_bundle):
                 pred = clf.classify(frame)
                 assert pred.label == name
                 np.testing.assert_allclose(pred.scores, plain.classify(frame).scores, atol=0.02)
+
+
+def test_packed_bundle_loads_and_cleans_up(rt_onnx_bundle, tmp_path):
+    from edgerec._archive import pack
+
+    archive = pack(rt_onnx_bundle, tmp_path / "colours.edgerec")
+    clf = Classifier.load(archive, precision="fp32")
+    unpacked = clf.root
+    assert unpacked.is_dir() and unpacked != rt_onnx_bundle
+    assert clf.classify(colour_frame("green")).label == "green"
+    clf.close()
+    assert not unpacked.exists()
