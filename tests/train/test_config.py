@@ -76,3 +76,11 @@ def test_resolved_config_round_trips(tmp_path):
     path = tmp_path / "config.yaml"
     path.write_text(dump_config(cfg))
     assert load_config(config_file=path) == cfg
+
+
+def test_every_recipe_loads(repo_root):
+    recipes = sorted((repo_root / "train").glob("*.yaml"))
+    assert len(recipes) >= 2
+    for path in recipes:
+        cfg = load_config(config_file=path)
+        assert cfg.img_size >= 32, path
