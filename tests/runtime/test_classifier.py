@@ -154,3 +154,19 @@ def test_packed_bundle_loads_and_cleans_up(rt_onnx_bundle, tmp_path):
     assert clf.classify(colour_frame("green")).label == "green"
     clf.close()
     assert not unpacked.exists()
+
+
+def test_tensorrt_options_cache_engines_and_keep_precision(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from edgerec.bundle import Artifact
+    from edgerec.runtime.backends.ort import provider_options
+
+    monkeypatch.setenv("EDGEREC_CACHE", str(tmp_path))
+    fp32 = Artifact(format="onnx", precision="fp32", file="m.onnx", sha256={"m.onnx": "ab" * 32})
+    opts = provider_options("TensorrtExecutionProvider", Path("m.onnx"), fp32)
+    assert opts["trt_engine_cache_enable"] == "True" and opts["trt_fp16_enable"] == "False"
+    assert opts["trt_engine_cache_path"] == str(tmp_path / "tensorrt" / ("ab" * 8))
+    fp16 = Artifact(format="onnx", precision="fp16", file="m.onnx")
+    assert provider_options("TensorrtExecutionProvider", Path("m.onnx"), fp16)["trt_fp16_enable"] == "True"
+    assert provider_options("CPUExecutionProvider", Path("m.onnx"), fp32) == {}

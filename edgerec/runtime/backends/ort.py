@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 
 from ...errors import BackendError
 from .base import Backend
 
-__all__ = ["OrtBackend"]
+__all__ = ["OrtBackend", "provider_options"]
 
 _TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(uint8)": np.uint8, "tensor(int8)": np.int8}
 # Preference order when device="auto"/None: accelerators first, CPU always last.
 _PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+def provider_options(provider: str, path: Path, artifact) -> dict[str, str]:
+    """Options per execution provider. TensorRT: engines are cached on disk (building one takes minutes on a
+    Jetson), keyed by the model file's hash; fp16 kernels only for fp16 artifacts, so what runs is what was
+    verified. QDQ (int8) graphs are quantized explicitly and need no calibration table."""
+    if provider != "TensorrtExecutionProvider":
+        return {}
+    digest = (artifact.sha256.get(artifact.file or "", "") or path.name)[:16]
+    root = Path(os.environ.get("EDGEREC_CACHE", Path.home() / ".cache" / "edgerec")) / "tensorrt" / digest
+    return {"trt_engine_cache_enable": "True", "trt_engine_cache_path": str(root),
+            "trt_fp16_enable": "True" if artifact.precision == "fp16" else "False"}
 
 
 class OrtBackend(Backend):
@@ -38,6 +53,7 @@ class OrtBackend(Backend):
             if p not in available:
                 raise BackendError(f"ONNX Runtime provider {p} is not available here", hint=f"available: {', '.join(available)}")
             providers = [p, "CPUExecutionProvider"] if p != "CPUExecutionProvider" else [p]
+        providers = [(p, provider_options(p, self.path, artifact)) for p in providers]
         try:
             self._sess = ort.InferenceSession(str(self.path), sess_options=opts, providers=providers)
         except Exception as exc:  # onnxruntime raises its own unexported exception types

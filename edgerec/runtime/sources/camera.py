@@ -36,6 +36,8 @@ class V4L2Source(CaptureSource):
             raise SourceError(f"no camera at {self.target}: this machine has no /dev/video* devices",
                               hint="plug a camera in (check `ls /dev/video*`), or use a file, folder or stream as --source")
         super()._open()
+        # the reader thread always holds the newest frame; a deep driver queue would only add latency
+        self._cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)
         if self.width or self.height:
             # cameras choose the nearest mode they have; say so instead of pretending
             got = (int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
