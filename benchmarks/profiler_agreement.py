@@ -131,7 +131,7 @@ def same_process_control(bundle: Path, threads: int, chunks: int = 40, chunk: in
     env = lb.create_environment(opts, env_cls, env_opts_cls)
     model = cm_cls.from_file(str(bundle / art.file), environment=env,
                              options=lb.create_model_options(opts, opts_cls, cpu_opts_cls, lb.build_hardware_accelerators(opts, hw_cls)))
-    sig = list(model.get_signature_list())[0]
+    sig = next(iter(model.get_signature_list()))
     ins = {n: model.create_input_buffer_by_name(sig, n) for n in model.get_input_tensor_details(sig)}
     outs = {n: model.create_output_buffer_by_name(sig, n) for n in model.get_output_tensor_details(sig)}
     for buf in ins.values():

@@ -14,10 +14,24 @@ from __future__ import annotations
 import importlib
 
 __all__ = [
-    "BenchConfig", "run_bench", "summarize", "LatencyStats", "fingerprint", "device_warnings",
-    "append_records", "read_records", "compare_rows", "plot_compare", "check_budget", "choose",
-    "DeployProfile", "load_deploy_profile", "write_deploy_profile", "count_macs", "estimate_bundle",
+    "BenchConfig",
+    "DeployProfile",
+    "LatencyStats",
+    "append_records",
+    "check_budget",
+    "choose",
+    "compare_rows",
+    "count_macs",
+    "device_warnings",
+    "estimate_bundle",
+    "fingerprint",
+    "load_deploy_profile",
+    "plot_compare",
     "profile_loop",
+    "read_records",
+    "run_bench",
+    "summarize",
+    "write_deploy_profile",
 ]
 
 _WHERE = {

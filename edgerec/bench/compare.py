@@ -11,8 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["device_label", "config_label", "compare_rows", "plot_compare", "BudgetVerdict", "check_budget",
-           "choose", "STATS"]
+__all__ = [
+    "STATS",
+    "BudgetVerdict",
+    "check_budget",
+    "choose",
+    "compare_rows",
+    "config_label",
+    "device_label",
+    "plot_compare",
+]
 
 STATS = ("p50", "p90", "p99", "mean")
 

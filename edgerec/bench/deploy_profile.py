@@ -32,8 +32,14 @@ from typing import Any
 from .._config import from_mapping, load_yaml
 from ..errors import ConfigError
 
-__all__ = ["DEPLOY_PROFILE_FORMAT", "DEPLOY_PROFILE_NAME", "DeployProfile", "load_deploy_profile",
-           "write_deploy_profile", "deploy_profile_from_record"]
+__all__ = [
+    "DEPLOY_PROFILE_FORMAT",
+    "DEPLOY_PROFILE_NAME",
+    "DeployProfile",
+    "deploy_profile_from_record",
+    "load_deploy_profile",
+    "write_deploy_profile",
+]
 
 DEPLOY_PROFILE_FORMAT = "edgerec-deploy-profile/1"
 DEPLOY_PROFILE_NAME = "deploy-profile.yaml"

@@ -21,7 +21,7 @@ from typing import Any
 from ..devices.profile import DeviceProfile, ReferenceFigure, load_profile
 from ..errors import ConfigError, MissingDependencyError, ModelError
 
-__all__ = ["MacCount", "count_macs", "Estimate", "estimate_latency", "estimate_bundle", "attach_measurements"]
+__all__ = ["Estimate", "MacCount", "attach_measurements", "count_macs", "estimate_bundle", "estimate_latency"]
 
 
 @dataclass(frozen=True)
@@ -218,12 +218,14 @@ class Estimate:
 
 
 def _pick_references(profile: DeviceProfile, precision: str, backend: str) -> tuple[list[ReferenceFigure], str]:
+    by_backend = profile.references(None, backend)
+    by_precision = profile.references(precision, None)
+    have_precisions = "/".join(sorted({r.precision for r in by_backend}))
+    have_backends = "/".join(sorted({r.backend for r in by_precision}))
     tiers = [
         (profile.references(precision, backend), f"references for {precision} on {backend}"),
-        (profile.references(None, backend), f"backend {backend} matches, precision does not (references are "
-                                            f"{'/'.join(sorted({r.precision for r in profile.references(None, backend)}))})"),
-        (profile.references(precision, None), f"precision {precision} matches, backend does not (references are "
-                                              f"{'/'.join(sorted({r.backend for r in profile.references(precision, None)}))})"),
+        (by_backend, f"backend {backend} matches, precision does not (references are {have_precisions})"),
+        (by_precision, f"precision {precision} matches, backend does not (references are {have_backends})"),
         (list(profile.reference), "neither backend nor precision matches the references: a rough order of magnitude only"),
     ]
     for refs, why in tiers:

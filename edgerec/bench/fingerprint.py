@@ -20,7 +20,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-__all__ = ["fingerprint", "device_warnings", "decode_throttled", "THROTTLE_BITS", "BACKEND_PACKAGES"]
+__all__ = ["BACKEND_PACKAGES", "THROTTLE_BITS", "decode_throttled", "device_warnings", "fingerprint"]
 
 # vcgencmd get_throttled bit -> meaning (Raspberry Pi documentation, "vcgencmd" page).
 THROTTLE_BITS = {
@@ -52,7 +52,7 @@ def _run(tool: str, args: list[str], path: str | None) -> str | None:
     if exe is None:
         return None
     try:
-        out = subprocess.run([exe, *args], capture_output=True, text=True, timeout=_TOOL_TIMEOUT_S)
+        out = subprocess.run([exe, *args], capture_output=True, text=True, timeout=_TOOL_TIMEOUT_S, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
     text = (out.stdout or "") + (out.stderr or "")
@@ -176,7 +176,7 @@ def fingerprint(*, root: str | Path = "/", path: str | None = None) -> dict[str,
         fp["jetson"] = jetson
     release = _read(root, "/etc/os-release")
     if release:
-        m = re.search(r'^PRETTY_NAME="?([^"\n]*)"?', release, re.M)
+        m = re.search(r'^PRETTY_NAME="?([^"\n]*)"?', release, re.MULTILINE)
         if m:
             fp["os"] = m.group(1)
     fp["kernel"] = platform.release()

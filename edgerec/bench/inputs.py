@@ -14,7 +14,7 @@ import numpy as np
 from ..bundle import Artifact, Manifest
 from ..errors import BundleError, DataError
 
-__all__ = ["BenchImages", "load_images", "prepare_tensors", "IMAGE_SUFFIXES"]
+__all__ = ["IMAGE_SUFFIXES", "BenchImages", "load_images", "prepare_tensors"]
 
 _SPLITS = {"train", "val", "test"}
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")

@@ -18,15 +18,16 @@ from __future__ import annotations
 import datetime as _dt
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from .fingerprint import device_warnings, fingerprint
 from .store import RECORD_FORMAT
 
-__all__ = ["profile_loop", "STAGES"]
+__all__ = ["STAGES", "profile_loop"]
 
 STAGES = ("capture", "wait", "preprocess", "inference", "postprocess", "total")
 

@@ -16,9 +16,10 @@ import datetime as _dt
 import os
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +30,7 @@ from .inputs import BenchImages, load_images, prepare_tensors
 from .stats import summarize
 from .store import RECORD_FORMAT
 
-__all__ = ["BenchConfig", "Measurement", "plan", "run_bench", "rss_mb"]
+__all__ = ["BenchConfig", "Measurement", "plan", "rss_mb", "run_bench"]
 
 
 @dataclass(frozen=True)

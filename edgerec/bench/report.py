@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
-__all__ = ["print_table", "latency_table", "loop_table", "compare_table", "estimate_table", "print_warnings"]
+__all__ = ["compare_table", "estimate_table", "latency_table", "loop_table", "print_table", "print_warnings"]
 
 
 _TEXT_COLUMNS = {"basis", "measured", "stage"}

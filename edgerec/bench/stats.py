@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["LatencyStats", "summarize", "median_ci", "NOISY_P99_OVER_P50", "NOISY_CI_FRACTION"]
+__all__ = ["NOISY_CI_FRACTION", "NOISY_P99_OVER_P50", "LatencyStats", "median_ci", "summarize"]
 
 # A run is flagged as too noisy to trust when its tail is this much wider than its median ...
 NOISY_P99_OVER_P50 = 2.0
@@ -65,8 +65,8 @@ def median_ci(sorted_ms: np.ndarray, z: float = 1.96) -> tuple[float, float]:
     if n == 0:
         return (math.nan, math.nan)
     half = z * math.sqrt(n) / 2
-    lo = max(0, int(math.floor(n / 2 - half)))
-    hi = min(n - 1, int(math.ceil(n / 2 + half)))
+    lo = max(0, math.floor(n / 2 - half))
+    hi = min(n - 1, math.ceil(n / 2 + half))
     return (float(sorted_ms[lo]), float(sorted_ms[hi]))
 
 

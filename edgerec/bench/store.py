@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from ..errors import ConfigError
 
-__all__ = ["RECORD_FORMAT", "DEFAULT_STORE", "schema", "validate_record", "append_records", "read_records", "StoreWarning"]
+__all__ = ["DEFAULT_STORE", "RECORD_FORMAT", "StoreWarning", "append_records", "read_records", "schema", "validate_record"]
 
 RECORD_FORMAT = "edgerec-bench/1"
 DEFAULT_STORE = "edgerec-bench.jsonl"

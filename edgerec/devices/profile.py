@@ -15,14 +15,14 @@ True
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from functools import lru_cache
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from .._config import from_mapping, load_yaml
 from ..errors import ConfigError, suggest
 
-__all__ = ["ReferenceFigure", "DeviceProfile", "load_profile", "list_profiles", "match_profile", "PROFILES_DIR"]
+__all__ = ["PROFILES_DIR", "DeviceProfile", "ReferenceFigure", "list_profiles", "load_profile", "match_profile"]
 
 PROFILES_DIR = Path(__file__).parent / "profiles"
 
@@ -85,7 +85,7 @@ def list_profiles() -> list[str]:
     return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _load(path: str) -> DeviceProfile:
     data = load_yaml(path)
     return from_mapping(DeviceProfile, data, where=Path(path).name)

@@ -55,7 +55,13 @@ def build_bundle(out: str | Path, *, model=None, size: int = 32, formats=("onnx"
     """
     import torch
 
-    from edgerec.bundle import Artifact, InputSpec, Manifest, sha256_file, write_manifest
+    from edgerec.bundle import (
+        Artifact,
+        InputSpec,
+        Manifest,
+        sha256_file,
+        write_manifest,
+    )
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,3 @@
-import os
 import sys
 from pathlib import Path
 
@@ -26,9 +25,9 @@ def fake_record():
 
     def make(artifact="tflite-int8", backend="litert", threads=2, p50=10.0, spread=1.0, accuracy=None,
              device=None, timestamp="2026-01-01T00:00:00+00:00", n=50, **extra):
-        import numpy as np
-
         import zlib
+
+        import numpy as np
 
         # same artifact and backend -> the same samples, whatever the thread count (ties are exact)
         rng = np.random.default_rng(zlib.crc32(f"{artifact}/{backend}".encode()))

@@ -1,7 +1,11 @@
 import pytest
 
-from edgerec.bench.deploy_profile import (DEPLOY_PROFILE_NAME, deploy_profile_from_record, load_deploy_profile,
-                                          write_deploy_profile)
+from edgerec.bench.deploy_profile import (
+    DEPLOY_PROFILE_NAME,
+    deploy_profile_from_record,
+    load_deploy_profile,
+    write_deploy_profile,
+)
 from edgerec.errors import ConfigError
 
 

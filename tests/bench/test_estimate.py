@@ -1,6 +1,12 @@
 import pytest
 
-from edgerec.bench.estimate import MacCount, attach_measurements, count_macs, estimate_bundle, estimate_latency
+from edgerec.bench.estimate import (
+    MacCount,
+    attach_measurements,
+    count_macs,
+    estimate_bundle,
+    estimate_latency,
+)
 from edgerec.devices.profile import load_profile
 from edgerec.errors import ConfigError, ModelError
 
@@ -59,7 +65,6 @@ def test_unknown_model_file(tmp_path):
 def test_dynamic_input_size_needs_a_shape(tmp_path):
     import openvino as ov
     import torch
-
     from builder import tiny_net
 
     onnx_path = tmp_path / "dyn.onnx"

@@ -1,6 +1,11 @@
 import pytest
 
-from edgerec.devices.profile import DeviceProfile, list_profiles, load_profile, match_profile
+from edgerec.devices.profile import (
+    DeviceProfile,
+    list_profiles,
+    load_profile,
+    match_profile,
+)
 from edgerec.errors import ConfigError
 
 

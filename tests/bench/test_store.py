@@ -2,7 +2,13 @@ import json
 
 import pytest
 
-from edgerec.bench.store import StoreWarning, append_records, read_records, schema, validate_record
+from edgerec.bench.store import (
+    StoreWarning,
+    append_records,
+    read_records,
+    schema,
+    validate_record,
+)
 from edgerec.errors import ConfigError
 
 
