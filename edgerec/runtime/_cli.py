@@ -26,8 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgerec run", description="Real-time recognition on a camera, stream, video or folder.",
                                 epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("target", help="a bundle folder (edgerec.json) or a pipeline .yaml of gated stages")
-    p.add_argument("--source", "-s", required=True,
-                   help="0, /dev/video0, csi://0, picam://0, rtsp://..., http://..., gst://..., video file, image, folder or glob")
+    p.add_argument("--source", "-s", default=None,
+                   help="(default: the --profile's camera) 0, /dev/video0, csi://0, picam://0, rtsp://..., http://..., gst://..., video file, image, folder or glob")
     g = p.add_argument_group("model")
     g.add_argument("--backend", default="auto", help="auto, litert, onnxruntime, openvino")
     g.add_argument("--format", default=None, help="tflite, onnx, openvino (default: best installed)")
@@ -83,6 +83,12 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if args.top_k < 1:
         raise ConfigError("--top-k must be at least 1")
+    if args.source is None:
+        if not args.profile:
+            raise ConfigError("no --source given", hint="e.g. --source 0, csi://0, clip.mp4, photos/ (or --profile NAME for its camera)")
+        from ..devices.profile import load_profile
+
+        args.source = load_profile(args.profile).camera_uri
     from .loop import run_loop
     from .pipeline import load_pipeline
     from .sources import open_source

@@ -130,3 +130,15 @@ def test_stop_is_seen_while_a_live_source_delivers_nothing(rt_onnx_bundle):
         s = run_loop(pipe, src, [], stop=stop, status=False)
     assert s.frames == 0 and s.stopped_by == "signal"
     assert time.monotonic() - t0 < 5
+
+
+def test_source_defaults_to_the_profile_camera(rt_onnx_bundle, capsys):
+    from edgerec.devices.profile import load_profile
+
+    with pytest.raises(EdgerecError, match="no --source"):
+        main([str(rt_onnx_bundle)])
+    cam = load_profile("rpi5").camera_uri
+    # no camera on this machine: the error names the profile's camera URI
+    assert cli_main(["run", str(rt_onnx_bundle), "--profile", "rpi5"]) == 2
+    err = capsys.readouterr().err
+    assert "Error" in err and (cam.split("://")[-1] in err or "picamera2" in err or "camera" in err)
