@@ -39,6 +39,22 @@ def _threads(text: str) -> tuple[int | None, ...]:
     return tuple(out) or (None,)
 
 
+def _pin_cores(text: str | None, threads: tuple[int | None, ...]) -> tuple[int, ...] | None:
+    if not text:
+        return None
+    if text.strip().lower() == "auto":
+        import os
+
+        if None in threads:
+            raise ConfigError("--pin auto needs explicit --threads (e.g. --threads 1,2)")
+        cores = sorted(os.sched_getaffinity(0))
+        return tuple(cores[-max(threads):])
+    try:
+        return tuple(int(c) for c in _csv(text))
+    except ValueError:
+        raise ConfigError(f"--pin takes core numbers like 2,3 or 'auto', got '{text}'") from None
+
+
 def _csv(text: str | None) -> tuple[str, ...] | None:
     return tuple(p.strip() for p in text.split(",") if p.strip()) if text else None
 
@@ -68,7 +84,8 @@ def _bench_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup-runs", type=int, default=5, help="warm-up runs before the steady-state check (default 5)")
     p.add_argument("--warmup-seconds", type=float, default=3.0,
                    help="most time spent warming up until the latency settles (default 3; 0 = only --warmup-runs)")
-    p.add_argument("--pin", help="run on these CPU cores only, e.g. 2,3 (Linux); leaves the others to the camera")
+    p.add_argument("--pin", help="run on these CPU cores only, e.g. 2,3 (Linux), or 'auto': the last N cores for "
+                                 "N = the largest --threads value; steadier figures on a busy machine")
     p.add_argument("--json", action="store_true", help="print the result records as JSON lines instead of a table")
     p.add_argument("--recommend", nargs="?", const="", default=None, metavar="PATH",
                    help="write the best configuration to a deploy profile (default BUNDLE/deploy-profile.yaml)")
@@ -170,7 +187,7 @@ def bench_main(argv: list[str]) -> int:
         threads=args.threads, runs=args.runs, seconds=None if args.runs else (args.seconds or 3.0),
         backends=_csv(args.backend), artifacts=_csv(args.artifact), interleave=not args.no_interleave,
         limit_images=args.limit_images, warmup_runs=args.warmup_runs, warmup_max_seconds=args.warmup_seconds,
-        pin=tuple(int(c) for c in _csv(args.pin)) if args.pin else None,
+        pin=_pin_cores(args.pin, args.threads),
     )
     prog, update = _progress() if not args.json and sys.stderr.isatty() else (None, None)
     if prog is not None:

@@ -140,6 +140,10 @@ def test_sequential_and_pinned(bench_bundle, tmp_path):
     assert rec["warmup_runs"] == 2 and rec["latency_ms"]["n"] == 7
     assert os.sched_getaffinity(0) == before  # restored afterwards
     assert main(["bench", str(bench_bundle), "--runs", "2", "--pin", "4096", "--no-store"]) == 2
+    assert main(["bench", str(bench_bundle), "--runs", "2", "--pin", "auto", "--no-store"]) == 2  # needs --threads
+    assert main(["bench", str(bench_bundle), "--artifact", "tflite", "--threads", "1", "--runs", "3", "--pin", "auto",
+                 "--store", str(store)]) == 0
+    assert read_records(store)[-1]["settings"]["pin"] == [max(before)]
 
 
 def test_a_configuration_that_cannot_load_is_reported_not_fatal(bench_bundle, tmp_path, capsys):
