@@ -151,3 +151,17 @@ def test_int8_without_quantized_graph_calibrates(tmp_path):
     assert result.quantization == "ptq" and result.input_dtype == "uint8"
     out, _, _ = run_tflite(tmp_path / result.files[0], src.eval_images)
     assert (out.argmax(1) == src.eval_labels).mean() >= 0.7
+
+
+def test_int8_from_a_saved_and_loaded_graph(tmp_path):
+    """What `edgerec export` does: the run's quantized.pt2, loaded back, becomes the int8 TFLite model."""
+    from dataclasses import replace
+
+    from edgerec.train import qat
+
+    src = digits_source()
+    loaded = qat.load_quantized(qat.save_quantized(src.quantized, src.example, tmp_path / "quantized.pt2"))
+    result = export_tflite(replace(src, quantized=loaded), "int8", tmp_path)
+    out, _, _ = run_tflite(tmp_path / result.files[0], src.eval_images)
+    ref, _, _ = run_tflite(exported_tflite("int8")[1], src.eval_images)
+    np.testing.assert_array_equal(out, ref)
