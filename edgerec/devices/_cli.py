@@ -27,6 +27,10 @@ def _connect(args, target: str):
                    insecure_accept_new=args.insecure_accept_new)
 
 
+def _size(n: int) -> str:
+    return f"{n / 1e6:.2f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"
+
+
 def _progress_bar(desc: str):
     try:
         from tqdm import tqdm
@@ -88,11 +92,13 @@ def deploy_main(argv: list[str]) -> int:
     if args.json:
         print(json.dumps(res.to_dict(), indent=2))
     else:
-        up = "already on the board" if res.skipped_upload else f"{res.uploaded_bytes / 1e6:.2f} MB uploaded"
+        up = "already on the board" if res.skipped_upload else f"{_size(res.uploaded_bytes)} uploaded"
         print(f"{res.target}: {res.name} {res.version} is current ({up}; was {res.previous or 'none'})")
         if res.health:
-            print(f"  health: first prediction {res.health.get('seconds')} s after start: {res.health.get('prediction')}")
-        print(f"  took {res.seconds.get('total')} s")
+            pred = res.health.get("prediction") or {}
+            said = f": {pred['label']} ({pred.get('score', 0):.2f})" if "label" in pred else ""
+            print(f"  healthy: first prediction {res.health.get('seconds'):.2f} s after the service started{said}")
+        print(f"  took {res.seconds.get('total'):.1f} s")
     return 0
 
 
@@ -109,7 +115,8 @@ def rollback_main(argv: list[str]) -> int:
 
     with _connect(args, args.target) as conn:
         res = rollback(conn, root=args.root, to=args.to, name=args.name, health_timeout=args.health_timeout)
-    print(f"{res.target}: {res.name} {res.version} is current again (was {res.previous}); healthy in {res.health.get('seconds')} s")
+    print(f"{res.target}: {res.name} {res.version} is current again (was {res.previous}); "
+          f"first prediction {res.health.get('seconds'):.2f} s after the service started")
     return 0
 
 
@@ -194,6 +201,6 @@ def device_main(argv: list[str]) -> int:
     from .pull import pull
 
     res = pull(args.url, root=args.root, service=args.service, health_timeout=args.health_timeout, keep=args.keep)
-    print(f"{res.name} {res.version} is current ({'already present' if res.skipped_upload else f'{res.uploaded_bytes / 1e6:.2f} MB fetched'}; "
+    print(f"{res.name} {res.version} is current ({'already present' if res.skipped_upload else f'{_size(res.uploaded_bytes)} fetched'}; "
           f"was {res.previous or 'none'})")
     return 0

@@ -138,7 +138,7 @@ def summary_table(results: list[DeployResult]) -> str:
     rows = [("host", "result", "version", "was", "health", "seconds", "error")]
     for r in results:
         h = r.health or {}
-        health = "-" if not h else (f"ok {h.get('seconds')} s" if h.get("healthy") else "FAILED")
+        health = "-" if not h else (f"ok {h.get('seconds', 0):.2f} s" if h.get("healthy") else "FAILED")
         result = "ok" if r.ok else ("rolled back" if r.rolled_back else "FAILED")
         rows.append((r.target, result, r.version or "-", r.previous or "-", health,
                      f"{r.seconds.get('total', 0):.1f}", (r.error or "").split("\n")[0][:160]))

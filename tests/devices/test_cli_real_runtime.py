@@ -37,7 +37,7 @@ def test_cli_setup_deploy_status_rollback_with_real_runtime(sshd_server, rt_vide
 
         assert main(["deploy", str(b1), sshd_server.target, "--health-timeout", "60", *ssh]) == 0
         out = capsys.readouterr().out
-        assert "colours 1 is current" in out and "health: first prediction" in out
+        assert "colours 1 is current" in out and "healthy: first prediction" in out
         preds = [json.loads(ln) for ln in (root / "run" / "predictions.jsonl").read_text().splitlines() if ln.strip()]
         assert preds, "the real runtime wrote no prediction"
 
