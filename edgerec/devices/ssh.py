@@ -9,6 +9,7 @@ Every remote command is a POSIX ``sh -c`` script whose names and paths went thro
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import socket
@@ -233,6 +234,34 @@ class BoardLock:
         self.release()
 
 
+def _load_known_hosts(keys, path: Path) -> set[str]:
+    """Add the known_hosts entries paramiko understands to ``keys``; return the @revoked keys (base64).
+
+    Read line by line (not ``load_host_keys``): paramiko stops at ``@cert-authority``/``@revoked`` lines, and
+    would rewrite the whole file when a key is added, dropping the user's comments and markers.
+    """
+    from paramiko.hostkeys import HostKeyEntry, InvalidHostKey
+
+    revoked = set()
+    for line in path.read_text(errors="replace").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("@"):
+            parts = line.split()
+            if parts[0] == "@revoked" and len(parts) >= 4:
+                revoked.add(parts[3])
+            continue  # @cert-authority: host certificates are not supported; such hosts need a plain key line
+        try:
+            entry = HostKeyEntry.from_line(line)
+        except (InvalidHostKey, ValueError):
+            continue  # a key type this paramiko cannot read must not hide the others
+        if entry is not None:
+            for name in entry.hostnames:
+                keys.add(name, entry.key.get_name(), entry.key)
+    return revoked
+
+
 def connect(
     target: Target,
     *,
@@ -250,14 +279,14 @@ def connect(
 
     kh = Path(known_hosts).expanduser() if known_hosts else Path("~/.ssh/known_hosts").expanduser()
     client = paramiko.SSHClient()
-    if kh.is_file():
-        client.load_host_keys(str(kh))
+    revoked = _load_known_hosts(client.get_host_keys(), kh) if kh.is_file() else set()
+    new_keys: list[tuple[str, object]] = []
     if insecure_accept_new:
-        kh.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if not kh.exists():
-            kh.touch(mode=0o600)
-        client.load_host_keys(str(kh))  # AutoAddPolicy then saves the new key into this file
-        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        class _Record(paramiko.MissingHostKeyPolicy):
+            def missing_host_key(self, client, hostname, key):
+                new_keys.append((hostname, key))
+
+        client.set_missing_host_key_policy(_Record())
     else:
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
 
@@ -313,6 +342,15 @@ def connect(
             f"{target}: cannot reach {host}:{port} ({exc.strerror or exc})",
             hint="is the board on, on this network, and running sshd?",
         ) from exc
-    if insecure_accept_new:
-        client.save_host_keys(str(kh))
+    server_key = client.get_transport().get_remote_server_key()
+    if server_key.get_base64() in revoked:
+        client.close()
+        raise DeployError(f"{target}: the board's host key is marked @revoked in {kh}; refusing to connect",
+                          hint="the key was revoked on purpose: re-key the board and update known_hosts")
+    if new_keys:  # trust on first use: append exactly one line per new key, as ssh's accept-new does
+        kh.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with open(kh, "a") as f:
+            os.chmod(kh, 0o600)
+            for hostname, key in new_keys:
+                f.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
     return Connection(client, target)

@@ -1,6 +1,7 @@
 """Addresses, host-key checking and the board lock, against the loopback OpenSSH server."""
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -95,3 +96,26 @@ def test_lock_is_released_when_the_connection_dies(tmp_path):
                 assert lock.acquired_at
     finally:
         server.stop()
+
+
+@pytest.mark.ssh
+def test_accept_new_appends_one_line_and_keeps_the_file(sshd_server, tmp_path):
+    kh = tmp_path / "known_hosts"
+    pub = " ".join(Path(str(sshd_server.host_key) + ".pub").read_text().split()[:2])
+    kh.write_text(f"# my hosts\n@cert-authority *.corp {pub}\nother.example {pub}\n")
+    before = kh.read_text()
+    with sshd_server.connect(known_hosts=kh, insecure_accept_new=True):
+        pass
+    after = kh.read_text()
+    assert after.startswith(before)
+    added = after[len(before):].splitlines()
+    assert len(added) == 1 and added[0].startswith(f"[127.0.0.1]:{sshd_server.port} ssh-ed25519 ")
+
+
+@pytest.mark.ssh
+def test_revoked_host_key_is_refused(sshd_server, tmp_path):
+    pub = " ".join(Path(str(sshd_server.host_key) + ".pub").read_text().split()[:2])
+    kh = tmp_path / "known_hosts"
+    kh.write_text(f"[127.0.0.1]:{sshd_server.port} {pub}\n@revoked * {pub}\n")
+    with pytest.raises(DeployError, match="@revoked"):
+        sshd_server.connect(known_hosts=kh)
