@@ -179,10 +179,9 @@ def _one(src: ExportSource, fmt: str, precision: str, tmp: Path, options: dict, 
     t0 = time.perf_counter()
     try:
         result = exporter(fmt)(src, precision, tmp / fmt, **options)
-    except (EdgerecError, ImportError, RuntimeError, ValueError, TypeError, NotImplementedError, AttributeError,
-            KeyError, OSError) as exc:
-        # a converter that cannot handle this model (unsupported op, missing package, crash inside it):
-        # recorded, and the other formats go on
+    except Exception as exc:  # noqa: BLE001
+        # a converter that cannot handle this model (unsupported op, missing package, any error inside a
+        # third-party converter) is recorded with its reason in the manifest, and the other formats go on
         reason = exc.message if isinstance(exc, EdgerecError) else f"{type(exc).__name__}: {exc}"
         return Artifact(format=fmt, precision=precision, status="failed", error=_short(reason),
                         export_seconds=round(time.perf_counter() - t0, 2)), None
