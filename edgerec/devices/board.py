@@ -326,6 +326,45 @@ def activate(root: Path, name: str, version: str, previous: str | None, timeout:
     All of it runs on the board, so a laptop or a link that disappears during the check cannot leave the
     board on an unhealthy version. The outcome is appended to ``deploys.jsonl``.
     """
+    with _TakeOverLock(root / ".lock"):
+        return _activate(root, name, version, previous, timeout, action, extra)
+
+
+class _TakeOverLock:
+    """Take the board lock as soon as the deploying laptop's lock goes away (its SSH link died), so that no
+    other deploy can start while this activation is still checking or rolling back. With the laptop still
+    connected, its lock is held throughout and this never acquires anything."""
+
+    def __init__(self, path: Path):
+        import threading
+
+        self.path, self._done = path, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        import fcntl
+
+        with open(self.path, "a") as f:
+            while not self._done.is_set():
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    self._done.wait(0.05)
+                    continue
+                self._done.wait()  # held until the activation is over; closing the file releases it
+                return
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._done.set()
+        self._thread.join(5)
+
+
+def _activate(root: Path, name: str, version: str, previous: str | None, timeout: float, action: str,
+              extra: dict | None) -> dict:
     how = _restart(root)
     health = wait_healthy(root, version, timeout)
     health["service_kind"] = how

@@ -244,6 +244,15 @@ def test_board_rolls_back_by_itself_when_the_link_dies_during_the_health_check(s
         with pytest.raises(DeployError, match="connection lost"):
             deploy(conn, bad, root=str(root), health_timeout=3)
     cutter.join()
+    # while the board is still checking / rolling back alone, it holds the board lock itself
+    done_before = bool(_events(root)) and _events(root)[-1]["version"] == "2"
+    with server.connect() as conn:
+        try:
+            with conn.lock(str(root / ".lock"), wait=0.3):
+                busy = False
+        except DeployError:
+            busy = True
+    assert busy or done_before or _events(root)[-1]["version"] == "2"
     deadline = time.monotonic() + 30  # the board finishes the check alone and switches back
     while time.monotonic() < deadline and not (_events(root) and _events(root)[-1]["version"] == "2"):
         time.sleep(0.2)
