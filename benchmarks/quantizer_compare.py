@@ -38,7 +38,7 @@ def _parse():
     p.add_argument("--quantizers", nargs="+", default=["xnnpack", "litert"])
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=str(Path(__file__).parent / "results" / "quantizer_compare.json"))
+    p.add_argument("--out", default=None, help="default: benchmarks/results/quantizer_compare_<model>.json")
     return p.parse_args()
 
 
@@ -165,7 +165,7 @@ def main() -> int:
         "versions": {m: _version(m) for m in ("torch", "torchao", "litert-torch")},
         "machine": {"platform": platform.platform(), "python": sys.version.split()[0]},
     }
-    out = Path(args.out)
+    out = Path(args.out or Path(__file__).parent / "results" / f"quantizer_compare_{args.model}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {out}")
