@@ -3,8 +3,9 @@
 Pairs (same model file, same thread count, one inference at a time, batch 1):
 
 * OpenVINO IR on OpenVINO: ``edgerec bench --backend openvino`` vs ``benchmark_app -hint none -nstreams 1
-  -nthreads T -api sync`` (the pip ``openvino`` package's own tool; ``-hint none`` because benchmark_app
-  refuses ``-nthreads`` under a hint, and one stream + sync API is exactly latency mode).
+  -nthreads T -api sync -infer_precision f32`` (the pip ``openvino`` package's own tool; ``-hint none``
+  because benchmark_app refuses ``-nthreads`` under a hint, one stream + sync API is exactly latency mode,
+  and f32 because edgerec's backend keeps fp32/fp16 artifacts in f32 where OpenVINO would default to bf16).
 * TFLite on LiteRT: ``edgerec bench --backend litert`` vs ``litert-benchmark --num_threads T`` (the tool that
   ships in the ``ai-edge-litert`` wheel; it times ``CompiledModel.run_by_name``, edgerec times the classic
   ``Interpreter.invoke`` - both run XNNPACK on the CPU).
@@ -14,8 +15,8 @@ alternates by round), so both see the same load from the rest of the machine; th
 over rounds of (edgerec median / reference median), with its interquartile range, and the ratio of the two
 tools' best-case (minimum) latencies, the figure least disturbed by other load.
 
-    python benchmarks/profiler_agreement.py [--rounds 10] [--threads 1,2] [--runs 100]
-Writes benchmarks/results/profiler_agreement.json.
+    python benchmarks/profiler_agreement.py [--rounds 10] [--threads 1,2] [--runs 100] [--pin 1]
+Writes benchmarks/results/profiler_agreement.json (``--out`` elsewhere).
 """
 
 from __future__ import annotations
@@ -55,6 +56,14 @@ def build(work: Path, size: int) -> Path:
     return build_bundle(bundle, model=model, size=size, formats=("tflite", "openvino"), name="mnv3s")
 
 
+PIN: set[int] | None = None  # --pin: every tool process runs on these cores only
+
+
+def _pinned():
+    if PIN:
+        os.sched_setaffinity(0, PIN)
+
+
 def _env(threads: int) -> dict:
     env = dict(os.environ)
     env["OMP_NUM_THREADS"] = str(threads)
@@ -64,7 +73,7 @@ def _env(threads: int) -> dict:
 def run_edgerec(bundle: Path, artifact: str, backend: str, threads: int, runs: int) -> dict:
     cmd = [str(BIN / "edgerec"), "bench", str(bundle), "--artifact", artifact, "--backend", backend,
            "--threads", str(threads), "--runs", str(runs), "--json", "--no-store"]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=_env(threads), check=True).stdout
+    out = subprocess.run(cmd, capture_output=True, text=True, env=_env(threads), check=True, preexec_fn=_pinned).stdout
     rec = json.loads(next(line for line in out.splitlines() if line.startswith("{")))
     return {"median_ms": rec["latency_ms"]["p50"], "mean_ms": rec["latency_ms"]["mean"],
             "min_ms": rec["latency_ms"]["min"], "n": rec["latency_ms"]["n"]}
@@ -74,9 +83,11 @@ _UNITS = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
 def run_benchmark_app(xml: Path, threads: int, runs: int) -> dict:
+    # -infer_precision f32: edgerec's OpenVINO backend keeps fp32/fp16 artifacts in f32, while OpenVINO's
+    # default on CPUs with AVX512-BF16/AMX is bf16 (several times faster, slightly different logits)
     cmd = [str(BIN / "benchmark_app"), "-m", str(xml), "-d", "CPU", "-hint", "none", "-nstreams", "1",
-           "-nthreads", str(threads), "-api", "sync", "-niter", str(runs)]
-    out = subprocess.run(cmd, capture_output=True, text=True, env=_env(threads), check=True).stdout
+           "-nthreads", str(threads), "-api", "sync", "-niter", str(runs), "-infer_precision", "f32"]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=_env(threads), check=True, preexec_fn=_pinned).stdout
 
     def grab(name):
         m = re.search(rf"{name}:\s*([\d.]+)\s*(ns|us|ms|s)\b", out)
@@ -90,7 +101,7 @@ def run_litert_benchmark(tflite: Path, threads: int, runs: int) -> dict:
         js = Path(d) / "r.json"
         cmd = [str(BIN / "litert-benchmark"), "--model", str(tflite), "--num_threads", str(threads),
                "--num_runs", str(runs), "--warmup_runs", "20", "--result_json", str(js)]
-        subprocess.run(cmd, capture_output=True, text=True, env=_env(threads), check=True)
+        subprocess.run(cmd, capture_output=True, text=True, env=_env(threads), check=True, preexec_fn=_pinned)
         lat = json.loads(js.read_text())["latency"]
     return {"median_ms": lat["median_ms"], "mean_ms": lat["avg_ms"], "min_ms": lat["min_ms"], "n": lat["num_runs"]}
 
@@ -115,7 +126,8 @@ def same_process_control(bundle: Path, threads: int, chunks: int = 40, chunk: in
     art = m.artifact("openvino")
     ours = open_backend(bundle / art.file, art, backend="openvino", threads=threads)
     core = ov.Core()
-    cfg = {"NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": threads}  # no hint, as benchmark_app -hint none
+    cfg = {"NUM_STREAMS": 1, "INFERENCE_NUM_THREADS": threads,  # no hint, as benchmark_app -hint none
+           "INFERENCE_PRECISION_HINT": "f32"}
     req = core.compile_model(core.read_model(str(bundle / art.file)), "CPU", cfg).create_infer_request()
     out.append(_alternate("openvino", threads, lambda: ours.invoke(x), lambda: req.infer({0: x}), chunks, chunk))
 
@@ -166,8 +178,13 @@ def main(argv=None) -> int:
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "edgerec-profiler-agreement"))
     p.add_argument("--out", default=str(HERE / "results" / "profiler_agreement.json"))
+    p.add_argument("--pin", help="run every tool (and the same-process control) on these cores, e.g. 1")
     args = p.parse_args(argv)
     threads = [int(t) for t in args.threads.split(",")]
+    global PIN
+    PIN = {int(c) for c in args.pin.split(",")} if args.pin else None
+    if PIN:
+        os.sched_setaffinity(0, PIN)
     bundle = build(Path(args.work), args.size)
     from edgerec.bundle import load_manifest
 
@@ -218,6 +235,7 @@ def main(argv=None) -> int:
                  "(minimum) latency of edgerec / of the reference over all rounds"),
         "model": f"mobilenet_v3_small (random weights) {args.size}x{args.size}, {tfl.key} and {ovi.key}",
         "runs_per_measurement": args.runs, "rounds": args.rounds, "threads": threads,
+        "pinned_cores": sorted(PIN) if PIN else None,
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "load_avg_at_end": list(os.getloadavg())},
         "seconds": round(time.time() - t_start, 1),
