@@ -203,7 +203,10 @@ def fit(cfg: TrainConfig, data: Prepared, train_t, val_t, *, device, info: DistI
 
 
 def qat_finetune(cfg: TrainConfig, data: Prepared, model, *, device, history: list[dict]):
-    """PT2E quantization-aware fine-tuning; BN statistics then observers frozen late in the phase."""
+    """PT2E quantization-aware fine-tuning; BN statistics then observers frozen late in the phase.
+
+    Returns (converted int8 graph, example input, {"steps", "bn_frozen_at_step", "observers_frozen_at_step"}).
+    """
     import torch
     from torch.optim.lr_scheduler import LambdaLR
     from tqdm.auto import tqdm
@@ -232,15 +235,18 @@ def qat_finetune(cfg: TrainConfig, data: Prepared, model, *, device, history: li
     runner = StepRunner(gm, opt, sched, make_loss(data.task, label_smoothing=cfg.label_smoothing), prep)
     bn_at, obs_at = int(qc.freeze_bn_epoch * total), int(qc.freeze_observers_epoch * total)
     state = {"step": 0, "bn": False, "obs": False}
+    schedule = {"steps": total, "bn_frozen_at_step": None, "observers_frozen_at_step": None}
 
     def before_step(_):
         s = state["step"]
         if not state["bn"] and s >= bn_at:
             Q.freeze(gm, observers=False, bn=True)
             state["bn"] = True
+            schedule["bn_frozen_at_step"] = s
         if not state["obs"] and s >= obs_at:
             Q.freeze(gm, observers=True, bn=False)
             state["obs"] = True
+            schedule["observers_frozen_at_step"] = s
         state["step"] += 1
 
     show = cfg.progress
@@ -266,7 +272,8 @@ def qat_finetune(cfg: TrainConfig, data: Prepared, model, *, device, history: li
                        f"val acc (fake-quant) {100 * vm['accuracy']:.2f}%")
     Q.move_to_eval(gm)
     gm = gm.to("cpu")
-    return Q.convert(gm), example.cpu()
+    schedule["steps"] = state["step"]
+    return Q.convert(gm), example.cpu(), schedule
 
 
 def ptq_calibrate(cfg: TrainConfig, data: Prepared, model):

@@ -250,7 +250,7 @@ def train(cfg: TrainConfig) -> Run:
         quantized = ptq_graph = None
         method = None
         if cfg.qat:
-            quantized, example = qat_finetune(cfg, data, model, device=device, history=history)
+            quantized, example, metrics["qat"] = qat_finetune(cfg, data, model, device=device, history=history)
             method = "qat"
         if cfg.ptq:
             ptq_graph, example = ptq_calibrate(cfg, data, model)

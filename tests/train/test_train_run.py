@@ -46,6 +46,8 @@ def test_tiny_run_metrics(tiny_run):
             assert "top5" in r["top_k"]
     assert [h["phase"] for h in m["history"]] == ["fine", "qat"]
     assert m["int8_method"] == "qat"
+    # tiny run: 2 QAT steps; BN statistics freeze at 60 % and observers at 80 % of the phase (step 1 of 0..1)
+    assert m["qat"] == {"steps": 2, "bn_frozen_at_step": 1, "observers_frozen_at_step": 1}
 
 
 def test_tiny_run_loads_for_export(tiny_run):
