@@ -331,6 +331,8 @@ def export(run, *, formats: str | Iterable[str] = tuple(FORMATS), precisions: st
                 bar.update()
         if bar is not None:
             bar.close()
+        # reasons name the final folder, not the temporary one they were written in
+        arts = [dataclasses.replace(a, error=a.error.replace(str(tmp), str(out))) if a.error else a for a in arts]
         manifest = Manifest(
             name=src.name, version=src.version, task=src.task, labels=tuple(src.labels), input=src.input_spec,
             artifacts=tuple(arts), reference=ref, check_images=tuple(checks),
