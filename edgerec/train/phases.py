@@ -109,6 +109,8 @@ def fit(cfg: TrainConfig, data: Prepared, train_t, val_t, *, device, info: DistI
     from .models import backbone_parameters, head_parameters
 
     n_cls = len(data.classes)
+    # same initialisation and draws whether or not cross-validation folds ran before this fit
+    torch.manual_seed(cfg.seed)
     model = _build(cfg, n_cls, resume_state).to(device)
     if cfg.channels_last and device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
