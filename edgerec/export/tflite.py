@@ -20,6 +20,8 @@ names, plus ``edgerec.json`` (labels and the input contract above) as a model-le
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from pathlib import Path
 
@@ -185,7 +187,8 @@ def _fp16(model: bytes) -> bytes:
             "explicit_dequantize": True,
         },
     }])
-    return bytes(q.quantize().quantized_model)
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints a size summary; the result reports sizes
+        return bytes(q.quantize().quantized_model)
 
 
 def tflite_io(model: bytes) -> dict:
