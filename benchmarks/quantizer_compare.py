@@ -6,7 +6,9 @@ XNNPACK quantizer: linear+relu fusion, conv-transpose). For each quantizer, star
 weights and the same batches:
 
 - ``ptq``: calibration only (``--calib`` images), no training;
-- ``qat_<N>``: N QAT steps (fake-quant in the graph, observers and BatchNorm frozen for the last quarter).
+- ``qat_<N>``: N QAT steps (fake-quant in the graph, observers and BatchNorm frozen for the last quarter);
+- ``fp32`` with N steps: the float model fine-tuned on the same N batches at the same learning rate, so a
+  QAT gain that is only extra training shows as such (``delta_vs_same_steps_fp32``).
 
 Each is converted (``convert_pt2e``) and evaluated as the int8 reference graph on the held-out digits; the
 fp32 accuracy of the starting model is printed beside it. Figures are single runs with fixed seeds
@@ -119,6 +121,15 @@ def main() -> int:
     float_state = {k: v.clone() for k, v in fmodel.state_dict().items()}
     print(f"fp32 {args.model}: accuracy {fp32:.4f} after {args.float_steps} steps ({time.perf_counter() - t0:.0f} s)")
 
+    fp32_after = {0: fp32}
+    for steps in args.qat_steps:
+        model = _model(args.model, 10)
+        model.load_state_dict(float_state)
+        model.train()
+        _train(model, xt, yt, steps, args.batch_size, 1e-4, args.seed + 1)
+        fp32_after[steps] = _acc(model.eval(), xv, yv)
+        print(f"fp32 after {steps} more float steps: {fp32_after[steps]:.4f}")
+
     runs = []
     plan = [(k, "ptq", 0) for k in args.quantizers] + [(k, "qat", n) for n in args.qat_steps for k in args.quantizers]
     for kind, method, steps in tqdm(plan, desc="quantizer runs", unit="run"):
@@ -146,10 +157,13 @@ def main() -> int:
             "qat_steps": steps,
             "int8_accuracy": round(int8, 4),
             "delta_vs_fp32": round(int8 - fp32, 4),
+            "fp32_same_steps": round(fp32_after[steps], 4),
+            "delta_vs_same_steps_fp32": round(int8 - fp32_after[steps], 4),
             "seconds": round(time.perf_counter() - t, 1),
         }
         runs.append(run)
-        tqdm.write(f"{kind:8s} {method} {steps:4d} steps: int8 {int8:.4f} (fp32 {fp32:.4f}, {int8 - fp32:+.4f})")
+        tqdm.write(f"{kind:8s} {method} {steps:4d} steps: int8 {int8:.4f} (fp32 {fp32:.4f}; fp32 after the same "
+                   f"steps {fp32_after[steps]:.4f}, {int8 - fp32_after[steps]:+.4f})")
 
     result = {
         "benchmark": "quantizer_compare",
