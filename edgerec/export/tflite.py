@@ -60,6 +60,7 @@ def _pixel_model(core, spec, *, int8_input: bool):
             x = pixels.permute(0, 3, 1, 2)
             return self.core((x - self.shift) * self.scale)
 
+    PixelInput.__qualname__ = PixelInput.__name__  # tensor names in the .tflite carry it
     return PixelInput()
 
 
