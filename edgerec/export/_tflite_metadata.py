@@ -160,6 +160,12 @@ def attach_metadata(model: bytes, metadata: bytes, files: dict[str, bytes]) -> b
 
     m = schema.ModelT.InitFromPackedBuf(bytearray(model), 0)
     m.buffers = m.buffers or []
+    for old in m.buffers:
+        # Buffers stored after the flatbuffer (ai-edge-quantizer writes them so) are addressed by absolute
+        # offsets that re-packing would invalidate: bring their bytes inline first.
+        if old.offset and old.offset > 1:
+            old.data = np.frombuffer(model, dtype=np.uint8, count=old.size, offset=old.offset)
+            old.offset, old.size = 0, 0
     m.metadata = [md for md in (m.metadata or []) if _s(md.name) != METADATA_NAME]
     buf = schema.BufferT()
     buf.data = np.frombuffer(metadata, dtype=np.uint8)
