@@ -20,9 +20,11 @@ names, plus ``edgerec.json`` (labels and the input contract above) as a model-le
 
 from __future__ import annotations
 
+
 import contextlib
 import io
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -98,11 +100,19 @@ def _convert(module, example, *, quantized: bool) -> bytes:
         # come from the graph. It must be litert-torch's class (it reads global_config.is_dynamic), whichever
         # quantizer annotated the graph.
         kwargs["quant_config"] = QuantConfig(pt2e_quantizer=get_quantizer("litert", qat=False))
+    # litert-torch prints a line per conversion stage; our own progress bar covers it. A user's explicit
+    # LITERT_TORCH_SHOW_PROGRESS wins.
+    quiet = "LITERT_TORCH_SHOW_PROGRESS" not in os.environ
+    if quiet:
+        os.environ["LITERT_TORCH_SHOW_PROGRESS"] = "n"
     try:
         return litert_torch.convert(module, (example,), **kwargs).model_content()
     except Exception as exc:  # the converter raises ValueError/RuntimeError from MLIR with long messages
         first = str(exc).strip().splitlines()[0][:400] if str(exc).strip() else ""
         raise ExportError(f"litert-torch could not convert the model: {exc.__class__.__name__}: {first}") from exc
+    finally:
+        if quiet:
+            os.environ.pop("LITERT_TORCH_SHOW_PROGRESS", None)
 
 
 def _uint8_io(model: bytes) -> bytes:

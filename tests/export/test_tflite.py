@@ -165,3 +165,51 @@ def test_int8_from_a_saved_and_loaded_graph(tmp_path):
     out, _, _ = run_tflite(tmp_path / result.files[0], src.eval_images)
     ref, _, _ = run_tflite(exported_tflite("int8")[1], src.eval_images)
     np.testing.assert_array_equal(out, ref)
+
+
+def test_metadata_keeps_buffers_stored_after_the_flatbuffer():
+    """ai-edge-quantizer writes large constants after the flatbuffer, addressed by absolute offsets;
+    attaching metadata re-packs the model and must carry those bytes along."""
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.interpreter import Interpreter
+
+    from edgerec.export._tflite_metadata import attach_metadata
+
+    _, path = exported_tflite("fp32")
+    plain = path.read_bytes()
+    m = schema.ModelT.InitFromPackedBuf(bytearray(plain), 0)
+    import flatbuffers
+
+    # move every constant out of the flatbuffer, the way the quantizer lays out big models
+    tail, moved = bytearray(), []
+    for buf in m.buffers:
+        if buf.data is not None and len(buf.data) > 64:
+            moved.append((buf, bytes(np.asarray(buf.data, np.uint8))))
+            buf.data = None
+    b = flatbuffers.Builder(1024)
+    for buf, _ in moved:
+        buf.offset, buf.size = 1, 1  # placeholders of the final width, fixed below
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    head = bytes(b.Output())
+    base = len(head) + 16 - len(head) % 16
+    for buf, data in moved:
+        buf.offset, buf.size = base + len(tail), len(data)
+        tail += data + bytes(-len(data) % 16)
+    b = flatbuffers.Builder(1024)
+    b.Finish(m.Pack(b), file_identifier=b"TFL3")
+    head = bytes(b.Output())
+    assert len(head) <= base, "the flatbuffer grew after fixing offsets"
+    offset_model = head + bytes(base - len(head)) + bytes(tail)
+
+    images = np.random.default_rng(0).integers(0, 255, (1, 16, 16, 3), dtype=np.uint8).astype(np.float32)
+
+    def run(model: bytes):
+        it = Interpreter(model_content=model)
+        it.allocate_tensors()
+        it.set_tensor(it.get_input_details()[0]["index"], images)
+        it.invoke()
+        return it.get_tensor(it.get_output_details()[0]["index"])
+
+    expected = run(offset_model)
+    with_meta = attach_metadata(offset_model, b"meta", {"labels.txt": b"a\nb\n"})
+    np.testing.assert_array_equal(run(with_meta), expected)
