@@ -47,7 +47,13 @@ class DoctorReport:
             if c.fix and c.status in ("warn", "fail"):
                 lines.append(f"      {'':<{width}}  fix: {c.fix}")
         lines.append("")
-        lines.append("all good" if self.ok else "some checks FAILED: see the fixes above")
+        warns = sum(c.status == "warn" for c in self.checks)
+        if not self.ok:
+            lines.append("some checks FAILED: see the fixes above")
+        elif warns:
+            lines.append(f"no failures; {warns} warning{'s' if warns > 1 else ''} above, each with its fix")
+        else:
+            lines.append("all good")
         return "\n".join(lines)
 
 

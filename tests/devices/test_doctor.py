@@ -58,3 +58,12 @@ def test_fake_libcamera_tool_on_path(tmp_path, monkeypatch):
     tool.write_text("#!/bin/sh\necho 'Available cameras'\necho '0 : imx708 [4608x2592 10-bit RGGB]'\n")
     c = doctor.check_libcamera()
     assert c.status == "ok" and "imx708" in c.detail
+
+
+def test_summary_line_counts_warnings_and_failures():
+    warn = doctor.Check("cameras", "warn", "none", fix="plug one in")
+    ok = doctor.Check("disk", "ok", "plenty")
+    fail = doctor.Check("video group", "fail", "no access", fix="usermod -aG video $USER")
+    assert doctor.DoctorReport([ok]).table().endswith("all good")
+    assert doctor.DoctorReport([ok, warn]).table().endswith("no failures; 1 warning above, each with its fix")
+    assert doctor.DoctorReport([ok, warn, fail]).table().endswith("some checks FAILED: see the fixes above")
