@@ -53,3 +53,11 @@ def test_import_edgerec_pulls_in_nothing_heavy():
     code = "import sys, edgerec, edgerec.cli, edgerec.bundle; print(sorted(m for m in ('torch','numpy','cv2','tensorflow') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_python_dash_m_edgerec_is_the_cli():
+    # torchrun launches `-m edgerec train ...`; that needs edgerec/__main__.py
+    out = subprocess.run([sys.executable, "-m", "edgerec", "--version"], capture_output=True, text=True, check=True)
+    from edgerec import __version__
+
+    assert out.stdout.strip() == __version__
