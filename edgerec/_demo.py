@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    data, run, bundle = out / "digits", out / "run", out / "bundle"
+    # the run folder's name becomes the bundle's name (edgerec.json "name", shown by bench and status)
+    data, run, bundle = out / "data", out / "digits", out / "bundle"
     times = {}
 
     digits = ["data", "digits", str(data), "--size", "32"] + (["--per-class", "30"] if args.quick else [])
@@ -149,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     if total:
         print(f"   recognition loop on the video     {100 * right / total:.2f} %  ({right}/{total} frames)")
     print(f"   time: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()))
-    print(f"   outputs in {out}/  (run/metrics.json, run/plots/, bundle/edgerec.json, bench.jsonl, predictions.jsonl)")
+    print(f"   outputs in {out}/  (digits/metrics.json, digits/plots/, bundle/edgerec.json, bench.jsonl, predictions.jsonl)")
     return 0
 
 

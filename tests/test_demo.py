@@ -15,7 +15,7 @@ def test_quick_demo_runs_every_step(tmp_path, capfd):
     for step in ("1. built-in dataset", "2. train", "3. export", "4. latency", "5. recognition loop", "summary"):
         assert step in text
 
-    metrics = json.loads((out / "run" / "metrics.json").read_text())
+    metrics = json.loads((out / "digits" / "metrics.json").read_text())
     assert {"fp32", "int8", "int8_ptq"} <= set(metrics["test"])
     manifest = json.loads((out / "bundle" / "edgerec.json").read_text())
     keys = {f"{a['format']}-{a['precision']}" for a in manifest["artifacts"] if a["status"] == "ok"}
@@ -25,6 +25,6 @@ def test_quick_demo_runs_every_step(tmp_path, capfd):
 
     # the loop answered every frame of the test video, in order
     preds = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
-    split = json.loads((out / "run" / "split.json").read_text())
+    split = json.loads((out / "digits" / "split.json").read_text())
     assert [p["frame"] for p in preds] == list(range(len(split["test"])))
     assert "recognition loop on the video" in text
