@@ -36,7 +36,7 @@ def machine() -> dict:
     import cv2
 
     return {"platform": platform.platform(), "machine": platform.machine(), "cpus": os.cpu_count(),
-            "python": platform.python_version(), "opencv": cv2.__version__,
+            "python": platform.python_version(), "opencv": cv2.__version__, "opencv_threads": cv2.getNumThreads(),
             "loadavg_start": [round(x, 2) for x in os.getloadavg()]}
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..bundle import Artifact, InputSpec, QuantParams
 
-__all__ = ["quantize", "dequantize", "normalize", "to_model_input", "from_model_output", "pixel_lut", "DTYPES"]
+__all__ = ["quantize", "dequantize", "normalize", "to_model_input", "from_model_output", "output_decoder", "pixel_lut", "DTYPES"]
 
 DTYPES = {"float32": np.float32, "float16": np.float16, "uint8": np.uint8, "int8": np.int8}
 
@@ -78,6 +78,27 @@ def from_model_output(raw: np.ndarray, artifact: Artifact) -> np.ndarray:
     if artifact.output_dtype in ("uint8", "int8") and artifact.output_quant is not None:
         return dequantize(raw, artifact.output_quant)
     return raw.astype(np.float32, copy=False)
+
+
+def output_decoder(artifact: Artifact):
+    """``from_model_output`` for one artifact as a function of the raw output alone, for the per-frame path.
+
+    Integer outputs take one table look-up: all 256 values are dequantized up front by ``dequantize``
+    itself, so the figures are exactly ``from_model_output``'s. The result is always a new float32 array
+    (the caller may work in place on it); float outputs are copied once.
+    """
+    if artifact.output_dtype in ("uint8", "int8") and artifact.output_quant is not None:
+        dt = np.dtype(DTYPES[artifact.output_dtype])
+        codes = np.arange(256, dtype=np.uint8)  # every byte pattern, indexed by its unsigned value
+        table = dequantize(codes.view(dt), artifact.output_quant)
+
+        def decode(raw: np.ndarray) -> np.ndarray:
+            if type(raw) is not np.ndarray or raw.dtype is not dt:  # rare: anything else takes the reference path
+                return np.array(from_model_output(raw, artifact), np.float32)
+            return table.take(raw.view(np.uint8))
+
+        return decode
+    return lambda raw: np.array(raw, np.float32)
 
 
 def pixel_lut(spec: InputSpec, artifact: Artifact) -> np.ndarray:

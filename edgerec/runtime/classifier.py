@@ -19,7 +19,7 @@ from .._archive import is_archive, unpack
 from ..bundle import Artifact, Manifest, load_manifest, verify_bundle
 from ..errors import BackendError, BundleError, ConfigError, suggest
 from . import backends as _backends
-from .adapters import from_model_output
+from .adapters import from_model_output, output_decoder
 from .postprocess import Postprocessor, Prediction, Smoother
 from .preprocess import Preprocessor
 
@@ -28,6 +28,7 @@ __all__ = ["Classifier", "choose_artifact", "PRECISION_ORDER"]
 # On CPUs and edge accelerators int8 is the fast one; fp16 only pays off on GPUs, so it comes last.
 PRECISION_ORDER = ("int8", "fp32", "fp16")
 _FORMATS = tuple(_backends.FORMAT_BACKENDS)
+_now = time.perf_counter_ns
 
 
 def _rank_backend(format: str, backend: str, installed: list[str]) -> str | None:
@@ -83,6 +84,8 @@ class Classifier:
                                   threshold=threshold, top_k=top_k)
         self.smoother = Smoother(smoothing, smoothing_mode) if smoothing and smoothing > 1 else None
         self.last_timings_ns = {"preprocess": 0, "inference": 0, "postprocess": 0}
+        self._decode = output_decoder(artifact)
+        self._softmax = self.post.output != "probabilities" and not self.post.multi
         expected = tuple(self.pre.out.shape[1:])
         got = tuple(backend.input_signature[1:])
         if artifact.embedded_preprocess:  # any frame size: only the channel count is fixed
@@ -177,20 +180,28 @@ class Classifier:
         return self.backend.invoke(x)
 
     def postprocess(self, raw: np.ndarray) -> Prediction:
-        probs = self.post.probabilities(from_model_output(raw, self.artifact))[0]
+        z = self._decode(raw)  # a new float32 array: softmax runs in place on it
+        if not self._softmax:
+            probs = self.post.probabilities(z)
+        else:
+            np.subtract(z, z.max(axis=-1, keepdims=True), out=z)  # postprocess.softmax, in place
+            np.exp(z, out=z)
+            z /= z.sum(axis=-1, keepdims=True)
+            probs = z
+        probs = probs[0]
         if self.smoother is not None:
             probs = self.smoother(probs)
         return self.post(probs)
 
     def classify(self, frame_bgr: np.ndarray) -> Prediction:
         """``postprocess(invoke(prepare(frame)))``; per-step times land in ``last_timings_ns``."""
-        t0 = time.perf_counter_ns()
+        t0 = _now()
         x = self.pre(frame_bgr)
-        t1 = time.perf_counter_ns()
+        t1 = _now()
         raw = self.backend.invoke(x)
-        t2 = time.perf_counter_ns()
+        t2 = _now()
         pred = self.postprocess(raw)
-        t3 = time.perf_counter_ns()
+        t3 = _now()
         tm = self.last_timings_ns
         tm["preprocess"], tm["inference"], tm["postprocess"] = t1 - t0, t2 - t1, t3 - t2
         return pred

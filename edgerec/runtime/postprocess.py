@@ -13,12 +13,16 @@ __all__ = ["Prediction", "UNKNOWN", "softmax", "sigmoid", "Postprocessor", "Smoo
 
 UNKNOWN = "unknown"
 SMOOTHING_MODES = ("mean", "majority")
+_F32 = np.dtype(np.float32)
+_FULL_SORT_MAX = 64  # up to this many classes top-k is a plain Python sort of one list
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
     z = np.asarray(z, np.float32)
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+    e = np.subtract(z, z.max(axis=-1, keepdims=True))  # a new array: exp and the division run in place on it
+    np.exp(e, out=e)
+    e /= e.sum(axis=-1, keepdims=True)
+    return e
 
 
 def sigmoid(z: np.ndarray) -> np.ndarray:
@@ -64,7 +68,8 @@ class Postprocessor:
         self.threshold = default if threshold is None else float(threshold)
         if not 0.0 <= self.threshold <= 1.0:
             raise ConfigError(f"threshold must be between 0 and 1, got {threshold}")
-        self.k = max(1, min(int(top_k), len(self.labels)))
+        self.n = len(self.labels)
+        self.k = max(1, min(int(top_k), self.n))
 
     def probabilities(self, raw: np.ndarray) -> np.ndarray:
         raw = np.asarray(raw, np.float32)
@@ -74,21 +79,28 @@ class Postprocessor:
 
     def __call__(self, probs: np.ndarray) -> Prediction:
         """``probs`` for ONE frame (C,) -> Prediction (apply ``probabilities`` first)."""
-        probs = np.asarray(probs, np.float32).reshape(-1)
-        if probs.shape[0] != len(self.labels):
-            raise ValueError(f"the model gives {probs.shape[0]} scores but the bundle has {len(self.labels)} labels")
-        order = np.argsort(-probs, kind="stable")[: self.k]
-        top = [(self.labels[i], float(probs[i])) for i in order]
-        i = int(order[0])
-        score = float(probs[i])
+        if type(probs) is not np.ndarray or probs.dtype is not _F32 or probs.ndim != 1:
+            probs = np.asarray(probs, np.float32).reshape(-1)
+        if probs.shape[0] != self.n:
+            raise ValueError(f"the model gives {probs.shape[0]} scores but the bundle has {self.n} labels")
+        labels = self.labels
+        if self.n <= _FULL_SORT_MAX:  # few classes: plain Python on one list beats several numpy calls
+            values = probs.tolist()
+            order = sorted(range(self.n), key=values.__getitem__, reverse=True)[: self.k]  # stable, as argsort
+            top = [(labels[j], values[j]) for j in order]
+        else:
+            order = np.argsort(-probs, kind="stable")[: self.k].tolist()
+            top = list(zip(map(labels.__getitem__, order), probs[order].tolist()))
+        i = order[0]
+        score = top[0][1]
         if self.multi:
-            over = [self.labels[j] for j in np.flatnonzero(probs >= self.threshold)]
-            over.sort(key=lambda lab: -probs[self.labels.index(lab)])
+            over_idx = np.flatnonzero(probs >= self.threshold)
+            over = [labels[j] for j in over_idx[np.argsort(-probs[over_idx], kind="stable")].tolist()]
             unknown = not over
         else:
             unknown = score < self.threshold
-            over = [] if unknown else [self.labels[i]]
-        return Prediction(UNKNOWN if unknown else self.labels[i], score, i, top, probs, over, unknown)
+            over = [] if unknown else [labels[i]]
+        return Prediction(UNKNOWN if unknown else labels[i], score, i, top, probs, over, unknown)
 
 
 class Smoother:

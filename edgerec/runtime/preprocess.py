@@ -2,8 +2,10 @@
 
 The steps come from the bundle's contract only (``InputSpec`` + ``Artifact``): resize mode, colour
 order, normalisation or quantization, layout. Per frame the work is one ``cv2.resize`` into a
-preallocated image, one colour swap where needed, and one per-channel table look-up (``cv2.LUT``)
-that does normalisation *and* quantization in a single pass (see ``adapters.pixel_lut``).
+preallocated image, a split into its three colour planes, and one table look-up (``cv2.LUT``) per model
+channel, read from the plane of that channel's colour, that does normalisation *and* quantization in a
+single pass (see ``adapters.pixel_lut``). Reading the planes in the model's order is the colour swap;
+NCHW inputs get the look-ups written straight into their planes, NHWC ones one ``cv2.merge``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ INTERPOLATION = {
 }
 RESIZE_MODES = ("squash", "center_crop", "letterbox")
 _LUT_DEPTHS = {np.dtype(np.uint8), np.dtype(np.int8), np.dtype(np.float32)}
+_U8 = np.dtype(np.uint8)
 
 
 def to_bgr(frame: np.ndarray) -> np.ndarray:
@@ -91,13 +94,23 @@ class Preprocessor:
         # letterbox padding: the mean colour, so padded pixels normalise to ~0 (BGR order, as resized)
         mean_rgb = [round(m * spec.pixel_scale) for m in spec.mean]
         self._pad = np.array(mean_rgb[::-1] if self.swap_rb else mean_rgb, np.uint8)
+        # Per frame, the resized BGR image is split into planes and each model channel gets a one-channel
+        # table look-up from the plane of its colour: the colour swap costs nothing, one-channel tables are
+        # about twice as fast as a three-channel one, and NCHW planes are written in place (no transpose).
+        self._embedded = artifact.embedded_preprocess
+        self._planes = tuple(np.empty((self.h, self.w), np.uint8) for _ in range(3))
+        self._luts = tuple(np.ascontiguousarray(self._lut[0, :, c]) for c in range(3))
+        self._plane_of = (2, 1, 0) if self.swap_rb else (0, 1, 2)  # BGR plane feeding model channel c
+        self._direct = self._lut.dtype == self.dtype
+        self._mapped_planes = tuple(np.empty((self.h, self.w), self._lut.dtype) for _ in range(3))
+        self._slots: dict[int, tuple] = {}
+        self._slots_of: np.ndarray | None = None
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         """One frame -> ``self.out`` of shape (1, ...) (refilled in place; copy it to keep it)."""
-        if self.artifact.embedded_preprocess:
+        if self._embedded:
             return self._passthrough(frame)[None]
-        self.fill(frame, 0)
-        return self.out[:1]
+        return self.fill(frame, 0)
 
     def _passthrough(self, frame: np.ndarray) -> np.ndarray:
         """Artifacts with the resize and normalisation inside (OpenVINO PrePostProcessor) take the whole
@@ -111,39 +124,73 @@ class Preprocessor:
             np.copyto(self._full, frame)
         return self._full
 
-    def resize(self, frame: np.ndarray) -> np.ndarray:
-        """Frame -> the model-size uint8 image in the model's colour order (a view of an internal buffer)."""
-        frame = to_bgr(frame)
-        sh, sw = frame.shape[:2]
-        if (sh, sw) != self._src_shape:
-            self._src_shape = (sh, sw)
-            self._rects = fit_rect(sh, sw, self.h, self.w, self.spec.resize_mode)
-            self._resized[:] = self._pad  # border stays; only the box is rewritten per frame
-            (_, _, bh, bw) = self._rects[1]
-            self._box = np.empty((bh, bw, 3), np.uint8)
-        (cy, cx, ch, cw), (by, bx, bh, bw) = self._rects
-        src = frame[cy:cy + ch, cx:cx + cw]
-        if (bh, bw) == (self.h, self.w):
-            cv2.resize(src, (self.w, self.h), dst=self._resized, interpolation=self.interp)
+    def _resize_bgr(self, frame: np.ndarray) -> np.ndarray:
+        """Frame -> the model-size uint8 BGR image (``self._resized``)."""
+        if frame.dtype is not _U8 or frame.ndim != 3 or frame.shape[2] != 3:
+            frame = to_bgr(frame)
+        if frame.shape[:2] != self._src_shape:
+            self._setup(*frame.shape[:2])
+        if self._whole:
+            cv2.resize(frame, self._size, self._resized, 0, 0, self.interp)
         else:
-            cv2.resize(src, (bw, bh), dst=self._box, interpolation=self.interp)
-            self._resized[by:by + bh, bx:bx + bw] = self._box
-        if self.swap_rb:
-            cv2.cvtColor(self._resized, cv2.COLOR_BGR2RGB, dst=self._ordered)
-            return self._ordered
+            (cy, cx, ch, cw), (by, bx, bh, bw) = self._rects
+            src = frame[cy:cy + ch, cx:cx + cw]
+            if (bh, bw) == (self.h, self.w):
+                cv2.resize(src, self._size, dst=self._resized, interpolation=self.interp)
+            else:
+                cv2.resize(src, (bw, bh), dst=self._box, interpolation=self.interp)
+                self._resized[by:by + bh, bx:bx + bw] = self._box
         return self._resized
 
-    def fill(self, frame: np.ndarray, i: int) -> None:
-        """Write ``frame`` into batch slot ``i`` of ``self.out``."""
-        img = self.resize(frame)
-        if self.nchw:
-            cv2.LUT(img, self._lut, dst=self._mapped)
-            np.copyto(self.out[i], self._mapped.transpose(2, 0, 1), casting="unsafe")
-        elif self._mapped.dtype == self.dtype:
-            cv2.LUT(img, self._lut, dst=self.out[i])
+    def _setup(self, sh: int, sw: int) -> None:
+        """A new source size: the resize geometry, computed once per size, not per frame."""
+        self._src_shape = (sh, sw)
+        self._rects = fit_rect(sh, sw, self.h, self.w, self.spec.resize_mode)
+        self._resized[:] = self._pad  # border stays; only the box is rewritten per frame
+        (_, _, bh, bw) = self._rects[1]
+        self._box = np.empty((bh, bw, 3), np.uint8)
+        self._size = (self.w, self.h)
+        self._whole = self._rects == ((0, 0, sh, sw), (0, 0, self.h, self.w))
+
+    def resize(self, frame: np.ndarray) -> np.ndarray:
+        """Frame -> the model-size uint8 image in the model's colour order (a view of an internal buffer)."""
+        img = self._resize_bgr(frame)
+        if self.swap_rb:
+            cv2.cvtColor(img, cv2.COLOR_BGR2RGB, dst=self._ordered)
+            return self._ordered
+        return img
+
+    def _slot(self, i: int) -> tuple:
+        """``(self.out[:i + 1], self.out[i], per-channel destinations)`` for batch slot ``i``, built once."""
+        if self._slots_of is not self.out:  # the buffer was reallocated (a larger batch)
+            self._slots, self._slots_of = {}, self.out
+        out_i = self.out[i]
+        dsts = tuple(out_i[c] for c in range(3)) if self.nchw and self._direct else self._mapped_planes
+        slot = self._slots[i] = (self.out[:i + 1], out_i, dsts)
+        return slot
+
+    def fill(self, frame: np.ndarray, i: int) -> np.ndarray:
+        """Write ``frame`` into batch slot ``i`` of ``self.out``; returns ``self.out[:i + 1]``."""
+        bgr = self._resize_bgr(frame)
+        slot = self._slots.get(i) if self._slots_of is self.out else None
+        head, out_i, dsts = slot or self._slot(i)
+        planes, luts = self._planes, self._luts
+        p0, p1, p2 = self._plane_of
+        # positional arguments: the bindings parse them faster than keywords (this runs every frame)
+        cv2.split(bgr, planes)
+        cv2.LUT(planes[p0], luts[0], dsts[0])
+        cv2.LUT(planes[p1], luts[1], dsts[1])
+        cv2.LUT(planes[p2], luts[2], dsts[2])
+        if self._direct:
+            if not self.nchw:
+                cv2.merge(dsts, out_i)
+        elif self.nchw:
+            for c in range(3):
+                np.copyto(out_i[c], dsts[c], casting="unsafe")
         else:
-            cv2.LUT(img, self._lut, dst=self._mapped)
-            np.copyto(self.out[i], self._mapped, casting="unsafe")
+            cv2.merge(dsts, self._mapped)
+            np.copyto(out_i, self._mapped, casting="unsafe")
+        return head
 
     def batch(self, frames) -> np.ndarray:
         """A list of frames -> (N, ...) tensor (grows the buffer when N exceeds it)."""
