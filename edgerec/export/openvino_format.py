@@ -133,13 +133,13 @@ def _embed_preprocess(model, src: ExportSource):
             f"embedded pre-processing supports resize_mode 'squash' only (this run uses '{spec.resize_mode}')",
             hint="export without --embed-preprocess; the runtime does the resize",
         )
-    colour = ColorFormat.RGB if spec.color_order == "RGB" else ColorFormat.BGR
+    # camera frames as OpenCV delivers them (u8 BGR, any size) in; the model's own colour order inside
     ppp = PrePostProcessor(model)
     ppp.input().tensor().set_element_type(Type.u8).set_layout(Layout("NHWC")).set_spatial_dynamic_shape() \
-        .set_color_format(colour)
+        .set_color_format(ColorFormat.BGR)
     steps = ppp.input().preprocess()
     steps.convert_element_type(Type.f32)
-    steps.convert_color(ColorFormat.RGB)
+    steps.convert_color(ColorFormat.RGB if spec.color_order == "RGB" else ColorFormat.BGR)
     steps.resize(getattr(ResizeAlgorithm, _RESIZE.get(spec.interpolation, "RESIZE_LINEAR")), spec.height, spec.width)
     steps.mean([m * spec.pixel_scale for m in spec.mean])
     steps.scale([s * spec.pixel_scale for s in spec.std])

@@ -47,7 +47,10 @@ def to_model_input(pixels: np.ndarray, spec: InputSpec, artifact: Artifact) -> n
     if pixels.ndim == 3:
         pixels = pixels[None]
     if artifact.embedded_preprocess:
+        # such models take camera frames: BGR, whatever the model's own colour order
         x = pixels.astype(np.uint8, copy=False)
+        if spec.color_order == "RGB":
+            x = np.ascontiguousarray(x[..., ::-1])
     else:
         dtype = artifact.input_dtype
         qp = artifact.input_quant

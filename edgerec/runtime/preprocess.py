@@ -113,16 +113,9 @@ class Preprocessor:
         return self.fill(frame, 0)
 
     def _passthrough(self, frame: np.ndarray) -> np.ndarray:
-        """Artifacts with the resize and normalisation inside (OpenVINO PrePostProcessor) take the whole
-        frame as u8 NHWC in the bundle's colour order: only the channel order is ours to fix."""
-        frame = to_bgr(frame)
-        if getattr(self, "_full", None) is None or self._full.shape != frame.shape:
-            self._full = np.empty(frame.shape, np.uint8)
-        if self.swap_rb:
-            cv2.cvtColor(frame, cv2.COLOR_BGR2RGB, dst=self._full)
-        else:
-            np.copyto(self._full, frame)
-        return self._full
+        """Artifacts with the resize, colour conversion and normalisation inside (OpenVINO PrePostProcessor)
+        take the whole camera frame as u8 BGR NHWC: gray/BGRA/16-bit frames are converted, nothing else."""
+        return np.ascontiguousarray(to_bgr(frame))
 
     def _resize_bgr(self, frame: np.ndarray) -> np.ndarray:
         """Frame -> the model-size uint8 BGR image (``self._resized``)."""

@@ -102,13 +102,13 @@ def make_colour_onnx_bundle(root: Path, *, size: int = 32, task: str = "single_l
         ov.save_model(ov.convert_model(str(root / "model_fp32.onnx")), str(root / "model_fp32.xml"), compress_to_fp16=False)
         arts.append(_artifact(root, ["model_fp32.xml", "model_fp32.bin"], format="openvino", precision="fp32", layout="NCHW"))
         # the same graph with resize + normalisation inside (PrePostProcessor), as edgerec.export writes it:
-        # u8 NHWC frames of any size in the bundle's colour order (RGB)
+        # u8 BGR NHWC frames of any size, as cameras deliver them
         from openvino.preprocess import ColorFormat, PrePostProcessor, ResizeAlgorithm
 
         model = ov.convert_model(str(root / "model_fp32.onnx"))
         ppp = PrePostProcessor(model)
         ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")) \
-            .set_spatial_dynamic_shape().set_color_format(ColorFormat.RGB)
+            .set_spatial_dynamic_shape().set_color_format(ColorFormat.BGR)
         ppp.input().preprocess().convert_color(ColorFormat.RGB).resize(ResizeAlgorithm.RESIZE_LINEAR, size, size) \
             .convert_element_type(ov.Type.f32).mean([m * 255 for m in spec.mean]).scale([s * 255 for s in spec.std])
         ppp.input().model().set_layout(ov.Layout("NCHW"))

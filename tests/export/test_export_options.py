@@ -19,13 +19,14 @@ def test_img_size_and_embedded_preprocess(tmp_path):
     assert pp.key == "openvino-fp32-pp" and pp.layout == "NHWC" and pp.input_dtype == "uint8"
     assert pp.normalization_in_model and pp.verification.agreement >= 0.99
     assert ov.Core().read_model(str(b.dir / pp.file)).get_rt_info(["model_info", "embedded_preprocessing"]).astype(str) == "YES"
-    # the -pp IR takes a u8 frame of any size and answers like the plain IR fed by our own pre-processing
+    # the -pp IR takes a u8 BGR frame of any size and answers like the plain IR fed by our own pre-processing
     from edgerec.export._orchestrate import _resizer
     from edgerec.runtime.adapters import to_model_input
 
     core = ov.Core()
     frame = np.random.default_rng(0).integers(0, 256, (57, 83, 3), dtype=np.uint8)
-    raw = core.compile_model(str(b.dir / pp.file), "CPU")(frame[None])[0]
+    bgr = np.ascontiguousarray(frame[..., ::-1])  # `frame` is RGB, like the images export verifies on
+    raw = core.compile_model(str(b.dir / pp.file), "CPU")(bgr[None])[0]
     x = to_model_input(_resizer(m.input)(frame)[None], m.input, plain)
     ref = core.compile_model(str(b.dir / plain.file), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})(x)[0]
     assert raw.shape == ref.shape == (1, len(m.labels))
