@@ -14,7 +14,6 @@ ONNX Runtime wants:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..errors import ExportError
@@ -126,25 +125,11 @@ def _strip_debug_info(model) -> None:
 
 def write_metadata(model, src: ExportSource, *, precision: str, quantization: str | None, layout: str) -> None:
     """Labels and the full input contract into ``metadata_props`` (what Netron and ORT's modelmeta show)."""
-    import dataclasses
-
     from .. import __version__
+    from ._card import model_card
 
-    props = {
-        "edgerec_version": __version__,
-        "name": src.name,
-        "version": src.version,
-        "task": src.task,
-        "labels": json.dumps(list(src.labels)),
-        "input": json.dumps(dataclasses.asdict(src.input_spec)),
-        "layout": layout,
-        "precision": precision,
-        "quantization": quantization or "none",
-        "normalization_in_model": "false",
-        "output": "logits",
-    }
-    if src.model_name:
-        props["model"] = src.model_name
+    props = {**model_card(src, precision=precision, quantization=quantization),
+             "layout": layout, "normalization_in_model": "false"}
     del model.metadata_props[:]
     for key, value in props.items():
         entry = model.metadata_props.add()

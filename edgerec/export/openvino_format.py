@@ -15,11 +15,10 @@ with ``PrePostProcessor``: the IR takes u8 NHWC frames of any size in the bundle
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from pathlib import Path
 
 from ..errors import ExportError
+from ._card import model_card
 from ._types import ExportSource, FormatResult
 
 __all__ = ["export_openvino", "write_rt_info"]
@@ -148,8 +147,6 @@ def _embed_preprocess(model, src: ExportSource):
 
 
 def write_rt_info(model, src: ExportSource, *, precision: str, quantization: str | None, embedded: bool) -> None:
-    from .. import __version__
-
     spec = src.input_spec
     info = {
         "model_type": "Classification" if src.task == "single_label" else "Multilabel Classification",
@@ -162,16 +159,5 @@ def write_rt_info(model, src: ExportSource, *, precision: str, quantization: str
     }
     for key, value in info.items():
         model.set_rt_info(value, ["model_info", key])
-    ours = {
-        "edgerec_version": __version__,
-        "name": src.name,
-        "version": src.version,
-        "task": src.task,
-        "labels": json.dumps(list(src.labels)),
-        "input": json.dumps(dataclasses.asdict(spec)),
-        "precision": precision,
-        "quantization": quantization or "none",
-        "output": "logits",
-    }
-    for key, value in ours.items():
+    for key, value in model_card(src, precision=precision, quantization=quantization).items():
         model.set_rt_info(value, ["edgerec", key])
