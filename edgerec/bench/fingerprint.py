@@ -10,7 +10,6 @@ on a Jetson). Anything missing is simply absent from the result, never an error.
 
 from __future__ import annotations
 
-import importlib.metadata
 import os
 import platform
 import re
@@ -117,13 +116,9 @@ def _temperature(root: Path) -> float | None:
 
 
 def _versions() -> dict[str, str]:
-    out = {}
-    for name in BACKEND_PACKAGES:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return out
+    from .._versions import package_versions
+
+    return package_versions(BACKEND_PACKAGES)
 
 
 def _jetson(path: str | None) -> dict[str, Any]:

@@ -162,15 +162,9 @@ def _ptq(model, example, calib_images, spec, *, progress: bool):
 
 
 def _versions() -> dict[str, str]:
-    from importlib import metadata
+    from .._versions import package_versions
 
-    out = {"python": sys.version.split()[0]}
-    for name in _VERSION_PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
+    return {"python": sys.version.split()[0], **package_versions(_VERSION_PACKAGES)}
 
 
 def _one(src: ExportSource, fmt: str, precision: str, tmp: Path, options: dict, *, threads: int | None,

@@ -58,20 +58,11 @@ class Prepared:
 
 
 def _versions() -> dict:
-    import torch
-    import torchvision
-
-    out = {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__}
-    try:
-        import torchao
-
-        out["torchao"] = torchao.__version__
-    except ImportError:
-        pass
     from .. import __version__
+    from .._versions import package_versions
 
-    out["edgerec"] = __version__
-    return out
+    return {"python": platform.python_version(), **package_versions(("torch", "torchvision", "torchao")),
+            "edgerec": __version__}
 
 
 def _input_spec(cfg: TrainConfig) -> InputSpec:
