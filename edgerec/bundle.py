@@ -28,6 +28,8 @@ __all__ = [
     "Verification",
     "Artifact",
     "Manifest",
+    "upgrade",
+    "is_outdated",
     "schema",
     "validate",
     "load_manifest",
@@ -36,9 +38,11 @@ __all__ = [
     "sha256_file",
 ]
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "2.0"
 MANIFEST_NAME = "edgerec.json"
-_SUPPORTED_MAJOR = "1"
+# 2.0: accuracy figures are fractions (0..1) like every other file edgerec writes; 1.x stored percent.
+_SUPPORTED_MAJORS = ("1", "2")
+_PERCENT_MAJORS = ("1",)
 
 
 @dataclass(frozen=True)
@@ -67,10 +71,10 @@ class QuantParams:
 @dataclass(frozen=True)
 class Verification:
     n_images: int
-    accuracy: float
+    accuracy: float  # fraction 0..1
     agreement: float  # top-1 agreement with the PyTorch model, 0..1
     max_abs_logit_diff: float
-    accuracy_delta: float = 0.0  # artifact accuracy minus PyTorch fp32 accuracy, points of %
+    accuracy_delta: float = 0.0  # artifact accuracy minus PyTorch fp32 accuracy, a fraction (0.01 = 1 point)
     passed: bool = True
 
 
@@ -136,6 +140,7 @@ class Manifest:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Manifest":
         validate(data)
+        data = upgrade(data)
         arts = []
         for a in data.get("artifacts", []):
             a = dict(a)
@@ -163,6 +168,35 @@ class Manifest:
         )
 
 
+def upgrade(data: dict[str, Any]) -> dict[str, Any]:
+    """A manifest of an older schema, in this schema's units (a copy; ``data`` is not changed).
+
+    1.x wrote accuracy and its delta in percent; they become fractions. ``schema_version`` keeps the
+    version the file was written with, so ``bundle info`` can say it is old.
+    """
+    major = str(data.get("schema_version", "")).split(".")[0]
+    if major not in _PERCENT_MAJORS:
+        return data
+    data = json.loads(json.dumps(data))
+    for a in data.get("artifacts", []):
+        v = a.get("verification")
+        if v:
+            for k in ("accuracy", "accuracy_delta"):
+                if isinstance(v.get(k), (int, float)):
+                    v[k] = v[k] / 100.0
+    ref = data.get("reference")
+    if isinstance(ref, dict):
+        for k in ("accuracy", "int8_accuracy"):
+            if isinstance(ref.get(k), (int, float)):
+                ref[k] = ref[k] / 100.0
+    return data
+
+
+def is_outdated(manifest: "Manifest") -> bool:
+    """True for a bundle written with an older schema major version (read, with its units converted)."""
+    return str(manifest.schema_version).split(".")[0] != SCHEMA_VERSION.split(".")[0]
+
+
 def _drop_none(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: _drop_none(v) for k, v in obj.items() if v is not None or k in ("input_quant", "output_quant", "error")}
@@ -187,9 +221,10 @@ def validate(data: dict[str, Any], *, where: str = MANIFEST_NAME) -> None:
     if not isinstance(data, dict):
         raise BundleError(f"{where}: the manifest must be a JSON object")
     version = str(data.get("schema_version", ""))
-    if version.split(".")[0] != _SUPPORTED_MAJOR:
+    if version.split(".")[0] not in _SUPPORTED_MAJORS:
         raise BundleError(
-            f"{where}: unknown schema_version '{version}' (this edgerec reads {_SUPPORTED_MAJOR}.x)",
+            f"{where}: unknown schema_version '{version}' (this edgerec reads "
+            f"{', '.join(m + '.x' for m in _SUPPORTED_MAJORS)})",
             hint="upgrade edgerec (pip install -U edgerec) or re-export the bundle with this version",
         )
     import jsonschema

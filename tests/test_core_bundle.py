@@ -5,7 +5,7 @@ import json
 import pytest
 
 from edgerec.bundle import (
-    Artifact, InputSpec, Manifest, QuantParams, Verification, load_manifest, sha256_file, verify_bundle, write_manifest,
+    Artifact, InputSpec, Manifest, QuantParams, Verification, is_outdated, load_manifest, sha256_file, verify_bundle, write_manifest,
 )
 from edgerec.errors import BundleError
 
@@ -59,10 +59,27 @@ def test_verify_detects_a_missing_file(tmp_path):
 def test_unknown_schema_version_is_refused(tmp_path):
     _bundle(tmp_path)
     data = json.loads((tmp_path / "edgerec.json").read_text())
-    data["schema_version"] = "2.0"
+    data["schema_version"] = "3.0"
     (tmp_path / "edgerec.json").write_text(json.dumps(data))
-    with pytest.raises(BundleError, match="unknown schema_version '2.0'"):
+    with pytest.raises(BundleError, match="unknown schema_version '3.0'"):
         load_manifest(tmp_path)
+
+
+def test_schema_1_bundle_is_read_with_percent_converted_to_fractions(tmp_path):
+    """1.x manifests stored accuracy in percent; 2.x in fractions like metrics.json. Old bundles still load."""
+    _bundle(tmp_path)
+    data = json.loads((tmp_path / "edgerec.json").read_text())
+    assert data["schema_version"] == "2.0"
+    data["schema_version"] = "1.0"
+    data["artifacts"][0]["verification"].update(accuracy=97.5, accuracy_delta=-0.5)
+    data["reference"] = {"accuracy": 98.0, "n_images": 10}
+    (tmp_path / "edgerec.json").write_text(json.dumps(data))
+    m = load_manifest(tmp_path)
+    v = m.artifact(precision="int8").verification
+    assert v.accuracy == pytest.approx(0.975) and v.accuracy_delta == pytest.approx(-0.005)
+    assert m.reference["accuracy"] == pytest.approx(0.98)
+    assert is_outdated(m) and m.schema_version == "1.0"
+    assert json.loads((tmp_path / "edgerec.json").read_text())["reference"]["accuracy"] == 98.0  # file untouched
 
 
 def test_schema_violation_names_the_field(tmp_path):

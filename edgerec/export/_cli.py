@@ -143,7 +143,7 @@ def _verify(args) -> int:
                 if r["agreement"] is not None:
                     parts.append(f"agreement with PyTorch {r['agreement']:.0%}")
                 if r["accuracy"] is not None:
-                    parts.append(f"accuracy {r['accuracy']:.1f}%")
+                    parts.append(f"accuracy {r['accuracy']:.1%}")
                 print("  ".join(parts))
             if changed:
                 print(f"answers changed since export for: {', '.join(changed)} (different runtime version or kernels?)",

@@ -15,7 +15,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from ..bundle import MANIFEST_NAME, Artifact, InputSpec, Manifest, Verification, sha256_file, write_manifest
+from ..bundle import (MANIFEST_NAME, SCHEMA_VERSION, Artifact, InputSpec, Manifest, Verification, is_outdated,
+                      sha256_file, write_manifest)
 from ..errors import ConfigError, DataError, EdgerecError, ExportError, ModelError
 from ._types import ExportSource
 from .formats import BACKEND_FOR, FORMATS, PRECISIONS, exporter, parse_list
@@ -288,10 +289,10 @@ def export(run, *, formats: str | Iterable[str] = tuple(FORMATS), precisions: st
     th = Thresholds(min_agreement=min_agreement, max_int8_drop=max_int8_drop)
     reference = torch_logits(src.model, src.eval_images, src.input_spec)
     ref_acc = accuracy(reference, src.eval_labels, src.task)
-    ref = {"n_images": int(len(reference)), "accuracy": round(ref_acc, 4), "framework": f"torch {torch.__version__}"}
+    ref = {"n_images": int(len(reference)), "accuracy": round(ref_acc, 6), "framework": f"torch {torch.__version__}"}
     if src.quantized is not None:
         q_logits = torch_logits(src.quantized, src.eval_images, src.input_spec)
-        ref["int8_accuracy"] = round(accuracy(q_logits, src.eval_labels, src.task), 4)
+        ref["int8_accuracy"] = round(accuracy(q_logits, src.eval_labels, src.task), 6)
         ref["int8_method"] = src.quant_method
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -393,6 +394,9 @@ def print_info(m: Manifest, *, source: str = "", file=None) -> None:
     inp = m.input
     prov = m.provenance
     con.print(f"[bold]{m.name}[/] {m.version}  ({source})  schema {m.schema_version}")
+    if is_outdated(m):
+        con.print(f"note: written with manifest schema {m.schema_version} (this edgerec writes {SCHEMA_VERSION}); "
+                  "read with its percent figures converted to fractions; re-export to update it")
     con.print(f"task: {m.task}, {len(m.labels)} labels: {', '.join(m.labels[:20])}{' …' if len(m.labels) > 20 else ''}")
     con.print(f"input: {inp.width}x{inp.height} {inp.color_order}, resize {inp.resize_mode} ({inp.interpolation}), "
               f"x/{inp.pixel_scale:g} then mean {list(inp.mean)} std {list(inp.std)}")
@@ -414,7 +418,7 @@ def print_table(manifest: Manifest, file=None) -> None:
     ref = manifest.reference or {}
     title = f"{manifest.name}: {len(manifest.labels)} classes, {manifest.input.height}x{manifest.input.width}"
     if ref.get("accuracy") is not None:
-        title += f"; PyTorch fp32 {ref['accuracy']:.2f}% on {ref.get('n_images')} held-out images"
+        title += f"; PyTorch fp32 {ref['accuracy']:.2%} on {ref.get('n_images')} held-out images"
     t = Table(title=title)
     for col in ("Format", "Precision", "Size (MB)", "Accuracy", "Δ vs PyTorch", "Agreement", "Max |Δlogit|",
                 "Export time", "Status"):
@@ -425,8 +429,8 @@ def print_table(manifest: Manifest, file=None) -> None:
         t.add_row(
             a.format + (" +pp" if a.embedded_preprocess else ""), a.precision,
             f"{a.size_bytes / 1e6:.2f}" if a.size_bytes else "-",
-            f"{v.accuracy:.2f}%" if v else "-",
-            f"{v.accuracy_delta:+.2f}" if v else "-",
+            f"{v.accuracy:.2%}" if v else "-",
+            f"{100 * v.accuracy_delta:+.2f}" if v else "-",
             f"{v.agreement:.1%}" if v else "-",
             f"{v.max_abs_logit_diff:.3g}" if v else "-",
             f"{a.export_seconds:.1f}s" if a.export_seconds is not None else "-",

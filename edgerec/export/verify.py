@@ -22,7 +22,7 @@ class Thresholds:
     """When an artifact fails verification."""
 
     min_agreement: float = 0.99  # fp32/fp16: top-1 agreement with PyTorch, 0..1
-    max_int8_drop: float = 1.5  # int8: accuracy points below the PyTorch fp32 model
+    max_int8_drop: float = 1.5  # int8: accuracy points (percent, as typed) below the PyTorch fp32 model
 
 
 def torch_logits(model, images: np.ndarray, spec: InputSpec, *, batch: int = 64) -> np.ndarray:
@@ -63,10 +63,10 @@ def decisions(scores: np.ndarray, task: str) -> np.ndarray:
 
 
 def accuracy(scores: np.ndarray, labels: np.ndarray, task: str) -> float:
-    """Top-1 accuracy in % (single-label) or per-label accuracy in % (multi-label)."""
+    """Top-1 accuracy (single-label) or per-label accuracy (multi-label), a fraction 0..1."""
     if len(labels) == 0:
         return float("nan")
-    return float(np.mean(decisions(scores, task) == np.asarray(labels)) * 100.0)
+    return float(np.mean(decisions(scores, task) == np.asarray(labels)))
 
 
 def measure(scores: np.ndarray, reference: np.ndarray, labels: np.ndarray, task: str, *,
@@ -79,10 +79,10 @@ def measure(scores: np.ndarray, reference: np.ndarray, labels: np.ndarray, task:
     diff = float(np.max(np.abs(scores.astype(np.float64) - reference))) if scores.size else 0.0
     return Verification(
         n_images=int(len(scores)),
-        accuracy=round(acc, 4),
+        accuracy=round(acc, 6),
         agreement=round(agree, 6),
         max_abs_logit_diff=round(diff, 6),
-        accuracy_delta=round(acc - reference_accuracy, 4),
+        accuracy_delta=round(acc - reference_accuracy, 6),
         passed=True,
     )
 
@@ -92,8 +92,8 @@ def judge(v: Verification, precision: str, th: Thresholds) -> str | None:
     if precision in ("fp32", "fp16") and v.agreement < th.min_agreement:
         return (f"{precision} agrees with PyTorch on only {v.agreement:.1%} of {v.n_images} images "
                 f"(needs {th.min_agreement:.0%}); max logit difference {v.max_abs_logit_diff:.4g}")
-    if precision == "int8" and -v.accuracy_delta > th.max_int8_drop:
-        return (f"int8 accuracy {v.accuracy:.2f}% is {-v.accuracy_delta:.2f} points under PyTorch fp32 "
+    if precision == "int8" and -100.0 * v.accuracy_delta > th.max_int8_drop + 1e-9:
+        return (f"int8 accuracy {v.accuracy:.2%} is {-100 * v.accuracy_delta:.2f} points under PyTorch fp32 "
                 f"(bound {th.max_int8_drop:g}); train with --qat or calibrate on more images (--calib)")
     return None
 
@@ -104,7 +104,7 @@ def run_checks(bundle: str | Path, *, threads: int | None = 2) -> list[dict]:
     Returns one row per artifact: ``{"key", "n", "same", "agreement", "accuracy"}``: ``same`` is the share of
     check images where the artifact gives the top-1 it gave at export time on the exporting machine
     (``reference.artifact_check_top1``; ``None`` if not recorded), ``agreement`` the share matching the PyTorch
-    model's top-1, ``accuracy`` against the images' folder labels.
+    model's top-1, ``accuracy`` against the images' folder labels (all fractions 0..1).
     """
     import cv2
 
@@ -131,6 +131,6 @@ def run_checks(bundle: str | Path, *, threads: int | None = 2) -> list[dict]:
             if ref.get("check_top1") is not None:
                 row["agreement"] = float(np.mean(top1 == np.asarray(ref["check_top1"])))
             if ref.get("check_labels") is not None:
-                row["accuracy"] = float(np.mean(top1 == np.asarray(ref["check_labels"])) * 100.0)
+                row["accuracy"] = float(np.mean(top1 == np.asarray(ref["check_labels"])))
         rows.append(row)
     return rows

@@ -16,25 +16,25 @@ def test_measure_counts_agreement_accuracy_and_logit_difference():
     v = measure(got, ref, labels, "single_label", reference_accuracy=accuracy(ref, labels, "single_label"))
     assert v.n_images == 4
     assert v.agreement == pytest.approx(0.75)
-    assert v.accuracy == pytest.approx(100.0)  # the flip happens to be right
-    assert v.accuracy_delta == pytest.approx(25.0)
+    assert v.accuracy == pytest.approx(1.0)  # the flip happens to be right; fractions, like metrics.json
+    assert v.accuracy_delta == pytest.approx(0.25)
     assert v.max_abs_logit_diff == pytest.approx(1.5)
 
 
 def test_multi_label_decisions_use_logit_zero():
     ref = np.array([[2.0, -1.0], [-3.0, 0.5]])
     labels = np.array([[1, 0], [0, 0]])
-    assert accuracy(ref, labels, "multi_label") == pytest.approx(75.0)
+    assert accuracy(ref, labels, "multi_label") == pytest.approx(0.75)
 
 
 def test_judge_bounds():
     th = Thresholds(min_agreement=0.99, max_int8_drop=1.5)
-    base = measure(np.eye(3), np.eye(3), np.arange(3), "single_label", reference_accuracy=100.0)
+    base = measure(np.eye(3), np.eye(3), np.arange(3), "single_label", reference_accuracy=1.0)
     assert judge(base, "fp32", th) is None
     low = base.__class__(**{**base.__dict__, "agreement": 0.95})
     assert "agrees with PyTorch on only 95.0%" in judge(low, "fp16", th)
     assert judge(low, "int8", th) is None  # int8 is judged on accuracy, not agreement
-    drop = base.__class__(**{**base.__dict__, "accuracy": 97.0, "accuracy_delta": -3.0})
+    drop = base.__class__(**{**base.__dict__, "accuracy": 0.97, "accuracy_delta": -0.03})
     assert "3.00 points under" in judge(drop, "int8", th)
     assert judge(drop, "int8", Thresholds(max_int8_drop=3.5)) is None
 
