@@ -68,8 +68,8 @@ class TrainConfig:
     weights: str = "imagenet"  # imagenet | none | PATH to a backbone state dict
     img_size: int = 224
     resize_mode: Literal["squash", "center_crop", "letterbox"] = "squash"
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    mean: tuple[float, float, float] | None = None  # None: from the weights (edgerec.train.models.input_config)
+    std: tuple[float, float, float] | None = None
     epochs: int = 20
     head_epochs: int = 2  # frozen-backbone epochs for the new head (pretrained weights only)
     batch_size: int = 64
@@ -115,8 +115,11 @@ class TrainConfig:
         for name, value in positive.items():
             if value <= 0:
                 raise ConfigError(f"{name} must be positive, got {value}")
-        if self.img_size < 16:
-            raise ConfigError(f"img_size {self.img_size} is too small for {self.model}", hint="use 32 or more")
+        smallest = MODELS[self.model].min_size
+        if self.img_size < smallest:
+            raise ConfigError(f"img_size {self.img_size} is too small for {self.model}: it takes {smallest} px or more",
+                              hint=f"pass --img-size {smallest} or more (its pretrained weights were trained at "
+                              f"{MODELS[self.model].pretrained.input_size} px)")
         if self.epochs < 0 or self.head_epochs < 0:
             raise ConfigError("epochs and head_epochs must be >= 0")
         if self.folds == 1 or self.folds < 0:

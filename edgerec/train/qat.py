@@ -76,6 +76,53 @@ def _litert(qat: bool):
 QUANTIZERS: dict[str, Callable[[bool], Any]] = {"xnnpack": _xnnpack, "litert": _litert}
 
 
+def _with_shared_pads(quantizer):
+    """``quantizer`` plus one rule: a constant zero pad keeps its input's quantization parameters.
+
+    Neither quantizer annotates ``F.pad``, so PT2E leaves it in float between a dequantize and a quantize
+    with ranges of its own: a float island, and a requantize of every padded tensor (one int8 -> int8
+    QUANTIZE op each in the LiteRT model). Zero is exact in any affine int8 scheme, so the pad can share its
+    input's scale and zero point; on the network input (not yet quantized) the pad's input edge gets the
+    activation spec and the pad shares it. (TensorFlow "SAME" padding of EfficientNet-Lite's strided
+    layers is such a pad.)
+    """
+    import torch
+    from torchao.quantization.pt2e.quantizer import (
+        ComposableQuantizer,
+        QuantizationAnnotation,
+        Quantizer,
+        SharedQuantizationSpec,
+    )
+
+    pads = (torch.ops.aten.pad.default, torch.ops.aten.constant_pad_nd.default)
+    act = quantizer.global_config.input_activation
+
+    class _SharedPad(Quantizer):
+        def annotate(self, model):
+            for n in model.graph.nodes:
+                if n.op != "call_function" or n.target not in pads or "quantization_annotation" in n.meta:
+                    continue
+                mode = n.args[2] if len(n.args) > 2 else n.kwargs.get("mode", "constant")
+                value = n.args[3] if len(n.args) > 3 else n.kwargs.get("value", 0)
+                inp = n.args[0]
+                if mode != "constant" or value not in (None, 0, 0.0) or not isinstance(inp, torch.fx.Node):
+                    continue
+                prev = inp.meta.get("quantization_annotation")
+                if prev is not None and prev.output_qspec is not None:
+                    spec = SharedQuantizationSpec(inp)
+                    n.meta["quantization_annotation"] = QuantizationAnnotation(
+                        input_qspec_map={inp: spec}, output_qspec=spec, _annotated=True)
+                else:
+                    n.meta["quantization_annotation"] = QuantizationAnnotation(
+                        input_qspec_map={inp: act}, output_qspec=SharedQuantizationSpec((inp, n)), _annotated=True)
+            return model
+
+        def validate(self, model):
+            pass
+
+    return ComposableQuantizer([quantizer, _SharedPad()])
+
+
 def get_quantizer(kind: str = DEFAULT_QUANTIZER, *, qat: bool = True):
     """The PT2E quantizer ``kind`` (``"xnnpack"``: torchao's XNNPACKQuantizer, ``"litert"``: litert-torch's
     PT2EQuantizer), set to symmetric per-channel int8 weights and per-tensor int8 activations."""
@@ -160,6 +207,7 @@ def prepare(model, example, *, qat: bool, kind: str = DEFAULT_QUANTIZER):
             f"{str(exc).splitlines()[0] if str(exc) else ''}",
             hint="quantize a torchvision model from edgerec.train.models, or train without --qat/--ptq",
         ) from exc
+    quantizer = _with_shared_pads(quantizer)
     gm = prepare_qat_pt2e(exported, quantizer) if qat else prepare_pt2e(exported, quantizer)
     gm.meta[_META_KEY] = {
         "method": "qat" if qat else "ptq",

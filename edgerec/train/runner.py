@@ -66,8 +66,14 @@ def _versions() -> dict:
 
 
 def _input_spec(cfg: TrainConfig) -> InputSpec:
+    from .models import input_config
+
+    # mean/std: the starting weights' own (EfficientNet-Lite's are 0.5/0.5), the project default from scratch;
+    # given in the config, they win.
+    weights = input_config(cfg.model, cfg.weights)
+    mean, std = cfg.mean or weights.mean, cfg.std or weights.std
     return InputSpec(
-        height=cfg.img_size, width=cfg.img_size, mean=tuple(cfg.mean), std=tuple(cfg.std), color_order="RGB",
+        height=cfg.img_size, width=cfg.img_size, mean=tuple(mean), std=tuple(std), color_order="RGB",
         pixel_scale=255.0, resize_mode=cfg.resize_mode, interpolation="bilinear",
     )
 
@@ -264,9 +270,12 @@ def train(cfg: TrainConfig) -> Run:
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
         if cfg.plots:
             _write_plots(tmp, metrics, history, data.classes, data.task)
+        from .models import describe_weights
+
         info_json = {"run_id": run_id, "status": "complete", "started": started,
                      "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "dataset_sha256": data.dataset.sha256(),
-                     "data": str(cfg.data), "model": cfg.model, "versions": _versions()}
+                     "data": str(cfg.data), "model": cfg.model, "versions": _versions(),
+                     "weights": describe_weights(cfg.model, cfg.weights)}
         if out.exists():
             shutil.rmtree(out)  # only reached with --overwrite (checked above)
         (tmp / "run.json").write_text(json.dumps(info_json, indent=1) + "\n")
