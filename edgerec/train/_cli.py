@@ -28,8 +28,10 @@ def _build_train_parser() -> argparse.ArgumentParser:
     p.add_argument("data", nargs="?", help="ImageFolder, train/ val/ test/ folders, or a CSV path,label[,split]")
     p.add_argument("--out", help="run folder to create (written atomically)")
     p.add_argument("--config", help="YAML recipe (any key below; flags override it), e.g. train/digits.yaml")
-    p.add_argument("--model", help="mobilenet_v3_small (default), mobilenet_v3_large, mobilenet_v2, efficientnet_b0, resnet18")
-    p.add_argument("--weights", help="imagenet (default), none (from scratch) or PATH to a backbone state dict")
+    p.add_argument("--model", help="mobilenet_v3_small (default), efficientnet_lite0/1/2, mobilenet_v3_large, mobilenet_v2, "
+                   "efficientnet_b0, resnet18 (docs/train.md#models)")
+    p.add_argument("--weights", help="imagenet (default; mean/std come with them), none (from scratch) or PATH to a "
+                   "state dict of the same network")
     p.add_argument("--img-size", type=int, dest="img_size")
     p.add_argument("--epochs", type=int, help="fine-tuning epochs (after the head-only epochs)")
     p.add_argument("--head-epochs", type=int, dest="head_epochs", help="frozen-backbone epochs with pretrained weights")
