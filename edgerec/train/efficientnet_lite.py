@@ -26,6 +26,7 @@ Padding is TensorFlow's ``SAME``, because the weights come from TensorFlow check
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -106,7 +107,14 @@ class Conv2dSame(nn.Conv2d):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding=0, groups=groups, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pad = same_padding(tuple(x.shape[-2:]), self.kernel_size, self.stride)
+        size = tuple(x.shape[-2:])
+        if torch.jit.is_tracing():
+            # TorchScript (openvino.convert_model) would record the pad as arithmetic on the input's shape,
+            # which OpenVINO cannot fold into the conv; the traced size is the exported one, so fix it.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                size = tuple(int(n) for n in size)
+        pad = same_padding(size, self.kernel_size, self.stride)
         if any(pad):
             x = F.pad(x, pad)
         return super().forward(x)

@@ -42,3 +42,23 @@ def test_lite0_int8_tflite_has_no_float_island(lite_bundle):
                   and tensors[o["outputs"][0]]["dtype"].__name__ == "int8"]
     assert not requantize
     assert sum(o["op_name"] == "DEQUANTIZE" for o in ops) <= 1  # the uint8 pixel input only
+
+
+def test_openvino_trace_folds_same_padding_into_the_convs():
+    """openvino.convert_model traces with TorchScript: the SAME pads must be constants it folds away."""
+    import collections
+
+    import torch
+
+    ov = pytest.importorskip("openvino")
+    from edgerec.train.models import build_model
+
+    torch.set_num_threads(1)
+    model = build_model("efficientnet_lite0", 4).eval()
+    converted = ov.convert_model(model, example_input=torch.randn(1, 3, 32, 32))
+    ops = collections.Counter(op.get_type_name() for op in converted.get_ordered_ops())
+    assert ops["ShapeOf"] == 0  # no pad computed from the input's shape at run time
+    compiled = ov.Core().compile_model(converted, "CPU", {"INFERENCE_NUM_THREADS": 1})
+    runtime = collections.Counter(op.get_rt_info()["layerType"].astype(str)
+                                  for op in compiled.get_runtime_model().get_ordered_ops())
+    assert runtime["Pad"] == 0 and runtime["Convolution"] == 49
