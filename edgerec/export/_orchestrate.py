@@ -20,7 +20,7 @@ from ..bundle import (MANIFEST_NAME, SCHEMA_VERSION, Artifact, InputSpec, Manife
 from ..errors import ConfigError, DataError, EdgerecError, ExportError, ModelError
 from ._types import ExportSource
 from .formats import BACKEND_FOR, FORMATS, PRECISIONS, exporter, parse_list
-from .verify import Thresholds, accuracy, judge, measure, run_artifact, torch_logits
+from .verify import Thresholds, accuracy, judge, measure, run_artifact, torch_logits, with_calibration
 
 __all__ = ["Bundle", "export", "load_source"]
 
@@ -41,23 +41,32 @@ class Bundle:
 
 
 def _resizer(spec: InputSpec):
-    """The runtime's own resize (squash / center_crop / letterbox) as ``rgb -> model-size rgb``."""
+    """The one resize (``edgerec.runtime.image.model_image``) as ``rgb -> model-size image, model colour order``."""
     import cv2
 
-    from ..runtime.preprocess import Preprocessor
-
-    pre = Preprocessor(spec, Artifact(format="onnx", precision="fp32"))
+    from ..runtime.image import model_image
 
     def resize(rgb: np.ndarray) -> np.ndarray:
-        return pre.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)).copy()
+        return _model_order(model_image(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), spec), spec)
 
     return resize
 
 
-def _read(paths: list[Path], spec: InputSpec, *, desc: str, progress: bool) -> np.ndarray:
-    from ..data.images import read_image
+def _model_order(bgr: np.ndarray, spec: InputSpec) -> np.ndarray:
+    """BGR (N, H, W, 3) or (H, W, 3) -> the model's colour order, in place."""
+    if spec.color_order.upper() == "RGB":
+        import cv2
 
-    resize = _resizer(spec)
+        for img in (bgr if bgr.ndim == 4 else bgr[None]):
+            cv2.cvtColor(img, cv2.COLOR_BGR2RGB, dst=img)
+    return bgr
+
+
+def _read(paths: list[Path], spec: InputSpec, *, desc: str, progress: bool) -> np.ndarray:
+    """Model-size uint8 images (N, H, W, 3) in the model's colour order (RGB), read and resized exactly as
+    training and the runtime do."""
+    from ..runtime.image import model_image, read_image_bgr
+
     it: Iterable[Path] = paths
     if progress and len(paths) > 50:
         from tqdm.auto import tqdm
@@ -65,8 +74,8 @@ def _read(paths: list[Path], spec: InputSpec, *, desc: str, progress: bool) -> n
         it = tqdm(paths, desc=desc, unit="img", leave=False)
     out = np.empty((len(paths), spec.height, spec.width, 3), np.uint8)
     for i, p in enumerate(it):
-        out[i] = resize(read_image(p))
-    return out
+        model_image(read_image_bgr(p), spec, out=out[i])
+    return _model_order(out, spec)
 
 
 def _split(loaded) -> tuple[Any, dict[str, list[int]]]:
@@ -128,6 +137,7 @@ def load_source(run, *, calib: int = 256, max_eval: int = 500, img_size: int | N
 
     example = torch.from_numpy(np.ascontiguousarray(normalize(eval_images[:1], spec).transpose(0, 3, 1, 2)))
     quantized, method = loaded.quantized, loaded.quant_method
+    temperatures = _temperatures(loaded.run_dir, with_int8=quantized is not None)
     if need_int8 and quantized is None:
         quantized, method = _ptq(loaded.model, example, calib_images, spec, progress=progress), "ptq"
     h = hashlib.sha256()
@@ -138,11 +148,27 @@ def load_source(run, *, calib: int = 256, max_eval: int = 500, img_size: int | N
         model=loaded.model, labels=loaded.labels, task=task, input_spec=spec, example=example,
         quantized=quantized, quant_method=method, calib_images=calib_images,
         eval_images=eval_images, eval_labels=eval_labels, name=loaded.run_dir.name,
-        version=str(loaded.run_id or "1"), model_name=loaded.model_name,
+        version=str(loaded.run_id or "1"), model_name=loaded.model_name, temperatures=temperatures,
     )
     data = {"dataset": dataset, "eval_idx": eval_idx, "calib_sha256": h.hexdigest() if calib_idx else None,
             "calib_n": len(calib_idx)}
     return src, loaded, data
+
+
+def _temperatures(run_dir: Path, *, with_int8: bool) -> dict[str, float]:
+    """The confidence temperatures ``edgerec train`` fitted on validation data (``metrics.json``).
+
+    int8 artifacts take the int8 graph's own temperature when they are built from the run's graph; an int8
+    graph made here by PTQ was never calibrated, so it takes the fp32 model's (its ECE is still measured).
+    """
+    import json
+
+    path = Path(run_dir) / "metrics.json"
+    cal = json.loads(path.read_text()).get("calibration", {}) if path.is_file() else {}
+    out = {p: float(c["temperature"]) for p, c in cal.items() if p in ("fp32", "int8") and c.get("temperature")}
+    if "fp32" in out and (not with_int8 or "int8" not in out):
+        out["int8"] = out["fp32"]
+    return out
 
 
 def _ptq(model, example, calib_images, spec, *, progress: bool):
@@ -193,6 +219,10 @@ def _one(src: ExportSource, fmt: str, precision: str, tmp: Path, options: dict, 
     try:
         scores = run_artifact(tmp / files[0], art, src.eval_images, src.input_spec, threads=threads)
         v = measure(scores, reference, src.eval_labels, src.task, reference_accuracy=ref_acc)
+        temperature = src.temperatures.get("int8" if precision == "int8" else "fp32") if art.output == "logits" else None
+        v = with_calibration(v, scores, src.eval_labels, src.task, temperature)
+        if temperature is not None:
+            art = dataclasses.replace(art, temperature=round(temperature, 6))
     except (EdgerecError, RuntimeError, ValueError) as exc:
         reason = exc.message if isinstance(exc, EdgerecError) else f"{type(exc).__name__}: {exc}"
         return dataclasses.replace(art, status="failed", error=_short(f"verification could not run it: {reason}")), None
@@ -340,6 +370,7 @@ def export(run, *, formats: str | Iterable[str] = tuple(FORMATS), precisions: st
                 "calibration_sha256": data["calib_sha256"],
                 "calibration_images": data["calib_n"],
                 "quantization": src.quant_method,
+                "resize_reason": loaded.meta.get("resize_reason"),
                 "verification_backends": {f: BACKEND_FOR[f] for f in fmts},
                 "versions": _versions(),
             },

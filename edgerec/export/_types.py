@@ -33,6 +33,7 @@ class ExportSource:
     name: str = "model"
     version: str = "1"
     model_name: str | None = None
+    temperatures: dict = field(default_factory=dict)  # "fp32"/"int8" -> confidence temperature fitted at training
     extra: dict = field(default_factory=dict)
 
 

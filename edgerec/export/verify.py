@@ -14,7 +14,8 @@ import numpy as np
 
 from ..bundle import Artifact, InputSpec, Verification
 
-__all__ = ["Thresholds", "torch_logits", "run_artifact", "measure", "judge", "accuracy", "decisions", "run_checks"]
+__all__ = ["Thresholds", "torch_logits", "run_artifact", "measure", "with_calibration", "judge", "accuracy", "decisions",
+           "run_checks"]
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,20 @@ def measure(scores: np.ndarray, reference: np.ndarray, labels: np.ndarray, task:
     )
 
 
+def with_calibration(v: Verification, scores: np.ndarray, labels: np.ndarray, task: str,
+                     temperature: float | None) -> Verification:
+    """``v`` plus the expected calibration error of ``scores`` at temperature 1 and at ``temperature``."""
+    import dataclasses
+
+    from ..train.calibration import expected_calibration_error as ece
+
+    if len(scores) == 0:
+        return v
+    before = round(ece(scores, labels, task), 6)
+    after = round(ece(scores, labels, task, temperature=temperature), 6) if temperature else None
+    return dataclasses.replace(v, ece=before, ece_calibrated=after)
+
+
 def judge(v: Verification, precision: str, th: Thresholds) -> str | None:
     """``None`` when ``v`` passes, else the reason it does not (a sentence for the user)."""
     if precision in ("fp32", "fp16") and v.agreement < th.min_agreement:
@@ -106,18 +121,16 @@ def run_checks(bundle: str | Path, *, threads: int | None = 2) -> list[dict]:
     (``reference.artifact_check_top1``; ``None`` if not recorded), ``agreement`` the share matching the PyTorch
     model's top-1, ``accuracy`` against the images' folder labels (all fractions 0..1).
     """
-    import cv2
-
     from ..bundle import load_manifest
-    from ..data.images import read_image
-    from ..runtime.preprocess import Preprocessor
+    from ..runtime.image import model_image, read_image_bgr
 
     root = Path(bundle)
     m = load_manifest(root)
     if not m.check_images:
         return []
-    pre = Preprocessor(m.input, Artifact(format="onnx", precision="fp32"))
-    imgs = np.stack([pre.resize(cv2.cvtColor(read_image(root / rel), cv2.COLOR_RGB2BGR)).copy() for rel in m.check_images])
+    imgs = np.stack([model_image(read_image_bgr(root / rel), m.input) for rel in m.check_images])
+    if m.input.color_order.upper() == "RGB":
+        imgs = np.ascontiguousarray(imgs[..., ::-1])  # a handful of images: the slow numpy swap is fine
     ref = m.reference or {}
     recorded = ref.get("artifact_check_top1", {})
     rows = []

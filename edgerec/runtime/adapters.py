@@ -83,25 +83,35 @@ def from_model_output(raw: np.ndarray, artifact: Artifact) -> np.ndarray:
     return raw.astype(np.float32, copy=False)
 
 
-def output_decoder(artifact: Artifact):
+def output_decoder(artifact: Artifact, *, calibrated: bool = False):
     """``from_model_output`` for one artifact as a function of the raw output alone, for the per-frame path.
 
     Integer outputs take one table look-up: all 256 values are dequantized up front by ``dequantize``
     itself, so the figures are exactly ``from_model_output``'s. The result is always a new float32 array
     (the caller may work in place on it); float outputs are copied once.
+
+    ``calibrated=True`` also divides logits by the artifact's confidence ``temperature`` (folded into the
+    table for integer outputs, so it costs nothing per frame); the top-1 answer never changes.
     """
+    t = artifact.temperature if calibrated and artifact.output == "logits" else None
+    inv = np.float32(1.0 / t) if t and t != 1.0 else None
     if artifact.output_dtype in ("uint8", "int8") and artifact.output_quant is not None:
         dt = np.dtype(DTYPES[artifact.output_dtype])
         codes = np.arange(256, dtype=np.uint8)  # every byte pattern, indexed by its unsigned value
         table = dequantize(codes.view(dt), artifact.output_quant)
+        if inv is not None:
+            table = table * inv
 
         def decode(raw: np.ndarray) -> np.ndarray:
             if type(raw) is not np.ndarray or raw.dtype is not dt:  # rare: anything else takes the reference path
-                return np.array(from_model_output(raw, artifact), np.float32)
+                z = np.array(from_model_output(raw, artifact), np.float32)
+                return z if inv is None else np.multiply(z, inv, out=z)
             return table.take(raw.view(np.uint8))
 
         return decode
-    return lambda raw: np.array(raw, np.float32)
+    if inv is None:
+        return lambda raw: np.array(raw, np.float32)
+    return lambda raw: np.multiply(np.asarray(raw, np.float32), inv, dtype=np.float32)
 
 
 def pixel_lut(spec: InputSpec, artifact: Artifact) -> np.ndarray:

@@ -16,75 +16,35 @@ from pathlib import Path
 import numpy as np
 
 from .._archive import is_archive, unpack
-from ..bundle import Artifact, Manifest, load_manifest, verify_bundle
-from ..errors import BackendError, BundleError, ConfigError, suggest
+from ..bundle import Artifact, Manifest, bundle_path, load_manifest, verify_bundle
+from ..errors import BundleError
 from . import backends as _backends
-from .adapters import from_model_output, output_decoder
+from .adapters import output_decoder
+from .choice import ACCURACY_TOLERANCE, PRECISION_ORDER, Candidate, Choice, choose, choose_artifact
 from .postprocess import Postprocessor, Prediction, Smoother
 from .preprocess import Preprocessor
 
 __all__ = ["Classifier", "choose_artifact", "PRECISION_ORDER"]
 
-# On CPUs and edge accelerators int8 is the fast one; fp16 only pays off on GPUs, so it comes last.
-PRECISION_ORDER = ("int8", "fp32", "fp16")
-_FORMATS = tuple(_backends.FORMAT_BACKENDS)
 _now = time.perf_counter_ns
-
-
-def _rank_backend(format: str, backend: str, installed: list[str]) -> str | None:
-    names = _backends.candidates(format) if backend == "auto" else (backend,)
-    return next((n for n in names if n in installed and n in _backends.candidates(format)), None)
-
-
-def choose_artifact(manifest: Manifest, *, backend: str = "auto", format: str | None = None,
-                    precision: str | None = None, installed: list[str] | None = None) -> tuple[Artifact, str]:
-    """Pick ``(artifact, backend name)`` from what the bundle holds and what is installed.
-
-    Order: formats by ``FORMAT_BACKENDS`` (tflite, onnx, openvino), precisions by ``PRECISION_ORDER``;
-    ``format``/``precision``/``backend`` narrow the choice. The error lists what the bundle has and what
-    is installed, so the fix is obvious.
-    """
-    if backend != "auto" and backend not in _backends.BACKENDS:
-        raise ConfigError(f"unknown backend '{backend}'{suggest(backend, [*_backends.BACKENDS, 'auto'])}")
-    if format is not None and format not in _FORMATS:
-        raise ConfigError(f"unknown format '{format}'{suggest(format, _FORMATS)}")
-    if precision is not None and precision not in PRECISION_ORDER:
-        raise ConfigError(f"unknown precision '{precision}'{suggest(precision, PRECISION_ORDER)}")
-    installed = _backends.installed_backends() if installed is None else installed
-    arts = [a for a in manifest.ok_artifacts()
-            if (format is None or a.format == format) and (precision is None or a.precision == precision)]
-
-    def key(a: Artifact):
-        fmt = _FORMATS.index(a.format) if a.format in _FORMATS else len(_FORMATS)
-        prec = PRECISION_ORDER.index(a.precision) if a.precision in PRECISION_ORDER else len(PRECISION_ORDER)
-        return (fmt, prec, a.embedded_preprocess)
-
-    for a in sorted(arts, key=key):
-        name = _rank_backend(a.format, backend, installed)
-        if name is not None:
-            return a, name
-    have = ", ".join(a.key for a in manifest.ok_artifacts()) or "none"
-    wanted = ", ".join(f"{k}={v}" for k, v in (("backend", backend), ("format", format), ("precision", precision))
-                       if v not in (None, "auto")) or "any"
-    hint = f"the bundle holds: {have}; installed backends: {', '.join(installed) or 'none'}"
-    if not installed:
-        hint += "; pip install 'edgerec[litert]' (or [onnx], [openvino])"
-    raise BackendError(f"no artifact of bundle '{manifest.name}' can run here ({wanted})", hint=hint)
 
 
 class Classifier:
     """Bundle + backend + pre/post-processing. Use ``Classifier.load``; close it (or use ``with``)."""
 
+    choice: Choice | None = None  # which artifact runs and why (set by ``load``)
+
     def __init__(self, manifest: Manifest, artifact: Artifact, backend: _backends.Backend, *, root: Path,
-                 threshold: float | None = None, top_k: int = 5, smoothing: int = 0, smoothing_mode: str = "mean"):
+                 threshold: float | None = None, top_k: int = 5, smoothing: int = 0, smoothing_mode: str = "mean",
+                 roi=None):
         self.manifest, self.artifact, self.backend, self.root = manifest, artifact, backend, root
         self.labels = manifest.labels
-        self.pre = Preprocessor(manifest.input, artifact, batch=1)
+        self.pre = Preprocessor(manifest.input, artifact, batch=1, roi=roi)
         self.post = Postprocessor(manifest.labels, task=manifest.task, output=artifact.output,
                                   threshold=threshold, top_k=top_k)
         self.smoother = Smoother(smoothing, smoothing_mode) if smoothing and smoothing > 1 else None
         self.last_timings_ns = {"preprocess": 0, "inference": 0, "postprocess": 0}
-        self._decode = output_decoder(artifact)
+        self._decode = output_decoder(artifact, calibrated=True)  # the bundle's confidence temperature applied
         self._softmax = self.post.output != "probabilities" and not self.post.multi
         expected = tuple(self.pre.out.shape[1:])
         got = tuple(backend.input_signature[1:])
@@ -107,14 +67,27 @@ class Classifier:
     def load(cls, bundle: str | Path, *, backend: str = "auto", format: str | None = None,
              precision: str | None = None, threads: int | None = None, device: str | None = None,
              profile: str | None = None, verify: bool = True, threshold: float | None = None,
-             top_k: int = 5, smoothing: int = 0, smoothing_mode: str = "mean") -> "Classifier":
-        """Verify ``bundle`` (a folder, or a packed ``.edgerec``/``.tar.gz``) and load its best runnable artifact.
+             top_k: int = 5, smoothing: int = 0, smoothing_mode: str = "mean", roi=None,
+             accuracy_tolerance: float = ACCURACY_TOLERANCE, deploy_profile=None, bench_store=None,
+             choice_cache: bool = True) -> "Classifier":
+        """Verify ``bundle`` (a folder, or a packed ``.edgerec``/``.tar.gz``) and load the artifact that runs
+        fastest here among the accurate ones; ``clf.choice`` says which and why.
 
         Verification is the schema plus the sha256 of every file.
 
+        ``format``/``precision``/``backend``: ``"auto"`` (or None) or a name; both format and precision given
+        pin the artifact, one alone narrows the choice. Otherwise, first that applies
+        (``edgerec.runtime.choice``): the bundle's ``deploy-profile.yaml`` (``deploy_profile``: a path, or
+        False to ignore it), a bench result store measured on this kind of device (``bench_store``: paths,
+        or False; default ``edgerec-bench.jsonl`` in the bundle folder and the current folder), the device
+        ``profile``, a few timed calls at load (cached outside the bundle unless ``choice_cache=False``);
+        always among artifacts whose recorded accuracy is within ``accuracy_tolerance`` of the best.
+
         ``profile``: a device profile name (``edgerec.devices.profile.load_profile``) whose default
         backend/precision/threads apply where the call leaves them open. ``smoothing``: average (or vote,
-        ``smoothing_mode="majority"``) over the last N frames in ``classify``.
+        ``smoothing_mode="majority"``) over the last N frames in ``classify``. ``roi``: the region of each frame
+        to classify, ``"x,y,w,h"`` in pixels or fractions of the frame (``"0.125,0,0.75,1"``), a 4-sequence or an
+        ``edgerec.runtime.roi.Roi``; a deploy-time setting (the bundle does not change), checked on the first frame.
         """
         root = Path(bundle)
         unpacked = None
@@ -130,7 +103,8 @@ class Classifier:
         try:
             clf = cls._load(root, backend=backend, format=format, precision=precision, threads=threads, device=device,
                             profile=profile, verify=verify, threshold=threshold, top_k=top_k, smoothing=smoothing,
-                            smoothing_mode=smoothing_mode)
+                            smoothing_mode=smoothing_mode, roi=roi, accuracy_tolerance=accuracy_tolerance,
+                            deploy_profile=deploy_profile, bench_store=bench_store, choice_cache=choice_cache)
         except BaseException:
             if unpacked is not None:
                 shutil.rmtree(unpacked, ignore_errors=True)
@@ -140,41 +114,43 @@ class Classifier:
 
     @classmethod
     def _load(cls, root: Path, *, backend, format, precision, threads, device, profile, verify, threshold, top_k,
-              smoothing, smoothing_mode) -> "Classifier":
+              smoothing, smoothing_mode, roi=None, accuracy_tolerance=ACCURACY_TOLERANCE, deploy_profile=None,
+              bench_store=None, choice_cache=True) -> "Classifier":
         manifest = verify_bundle(root) if verify else load_manifest(root)
-        attempts = [(backend, precision)]
+        prof = None
         if profile:
             from ..devices.profile import load_profile  # only when asked: profiles are package data
 
             prof = load_profile(profile)
-            if threads is None:
-                threads = prof.default_threads
-            # the profile's backend and precision are preferences: a bundle without them still runs
-            attempts = [(backend if backend != "auto" else prof.default_backend or "auto", precision or prof.default_precision),
-                        (backend if backend != "auto" else prof.default_backend or "auto", precision),
-                        (backend, precision)]
-        for i, (be_name, prec) in enumerate(attempts):
+
+        def open_candidate(c: Candidate, t) -> "Classifier":
+            # inside the bundle even with verify=False; with it, the file's hash was just checked
+            a = c.artifact
+            path = bundle_path(root, a.file or (a.files[0] if a.files else ""), what=f"{a.key} file")
+            if not path.is_file():
+                raise BundleError(f"{a.key}: model file {path} is missing", hint="copy the whole bundle folder")
+            be = _backends.open_backend(path, a, backend=c.backend, threads=t, device=device)
             try:
-                artifact, name = choose_artifact(manifest, backend=be_name, format=format, precision=prec)
-                break
-            except (BackendError, ConfigError):
-                if i == len(attempts) - 1:
-                    raise
-        path = root / (artifact.file or (artifact.files[0] if artifact.files else ""))
-        if not path.is_file():
-            raise BundleError(f"{artifact.key}: model file {path} is missing", hint="copy the whole bundle folder")
-        be = _backends.open_backend(path, artifact, backend=name, threads=threads, device=device)
-        try:
-            return cls(manifest, artifact, be, root=root, threshold=threshold, top_k=top_k,
-                       smoothing=smoothing, smoothing_mode=smoothing_mode)
-        except Exception:
-            be.close()
-            raise
+                return cls(manifest, a, be, root=root, threshold=threshold, top_k=top_k,
+                           smoothing=smoothing, smoothing_mode=smoothing_mode, roi=roi)
+            except Exception:
+                be.close()
+                raise
+
+        choice, clf = choose(root, manifest, open_candidate=open_candidate, backend=backend, format=format,
+                             precision=precision, threads=threads, device=device, profile=prof,
+                             deploy_profile=deploy_profile, store=bench_store, accuracy_tolerance=accuracy_tolerance,
+                             cache=choice_cache)
+        if clf is None:
+            artifact = next(a for a in manifest.ok_artifacts() if a.key == choice.artifact)
+            clf = open_candidate(Candidate(artifact, choice.backend), choice.threads)
+        clf.choice = choice
+        return clf
 
     # the four steps, usable one by one (benchmarks time them separately)
-    def prepare(self, frame_bgr: np.ndarray) -> np.ndarray:
+    def prepare(self, frame_bgr: np.ndarray, roi=None) -> np.ndarray:
         """A BGR frame (any size; gray/BGRA converted) -> the model's input tensor (1, ...), reused buffer."""
-        return self.pre(frame_bgr)
+        return self.pre(frame_bgr, roi)
 
     def invoke(self, x: np.ndarray) -> np.ndarray:
         return self.backend.invoke(x)
@@ -193,10 +169,13 @@ class Classifier:
             probs = self.smoother(probs)
         return self.post(probs)
 
-    def classify(self, frame_bgr: np.ndarray) -> Prediction:
-        """``postprocess(invoke(prepare(frame)))``; per-step times land in ``last_timings_ns``."""
+    def classify(self, frame_bgr: np.ndarray, roi=None) -> Prediction:
+        """``postprocess(invoke(prepare(frame)))``; per-step times land in ``last_timings_ns``.
+
+        ``roi`` (as in ``load``) replaces the loaded ROI for this frame; ``last_roi`` is the region used.
+        """
         t0 = _now()
-        x = self.pre(frame_bgr)
+        x = self.pre(frame_bgr, roi)
         t1 = _now()
         raw = self.backend.invoke(x)
         t2 = _now()
@@ -206,7 +185,7 @@ class Classifier:
         tm["preprocess"], tm["inference"], tm["postprocess"] = t1 - t0, t2 - t1, t3 - t2
         return pred
 
-    def classify_batch(self, frames, *, batch_size: int | None = None) -> list[Prediction]:
+    def classify_batch(self, frames, *, batch_size: int | None = None, roi=None) -> list[Prediction]:
         """Many frames; batched when the model takes any batch size, else in chunks of its own.
 
         Smoothing is not applied (a batch is not a time series).
@@ -221,12 +200,17 @@ class Classifier:
         out: list[Prediction] = []
         for s in range(0, len(frames), step):
             chunk = frames[s:s + step]
-            x = self.pre.batch(chunk)
+            x = self.pre.batch(chunk, roi)
             if x.shape[0] < step and not self.backend.dynamic_batch:  # pad a short last chunk
                 x = np.concatenate([x, np.repeat(x[-1:], step - x.shape[0], axis=0)])
-            probs = self.post.probabilities(from_model_output(self.backend.invoke(x), self.artifact))
+            probs = self.post.probabilities(self._decode(self.backend.invoke(x)))
             out.extend(self.post(p) for p in probs[: len(chunk)])
         return out
+
+    @property
+    def last_roi(self) -> tuple[int, int, int, int] | None:
+        """``(x, y, w, h)`` in pixels of the region the last frame was classified on; None for the whole frame."""
+        return self.pre.last_roi
 
     def describe(self) -> str:
         return (f"{self.manifest.name} {self.manifest.version}: {self.artifact.key} on {self.backend.version or self.backend.name}"

@@ -56,11 +56,13 @@ def _build_train_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-plots", action="store_false", default=None, dest="plots")
     p.add_argument("--quiet", action="store_false", default=None, dest="progress", help="no progress bars")
     p.add_argument("--json", action="store_true", help="print metrics.json's val/test figures as JSON at the end")
+    p.add_argument("--allow-chance", action="store_true", dest="allow_chance",
+                   help="exit 0 even when the final model is no better than chance (default: exit 3)")
     return p
 
 
 def _parse_set(items: list[str]) -> dict:
-    import yaml
+    from .._config import parse_yaml
 
     out: dict = {}
     for item in items:
@@ -71,7 +73,7 @@ def _parse_set(items: list[str]) -> dict:
         parts = key.strip().split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(value)  # numbers, bools and lists as YAML reads them
+        node[parts[-1]] = parse_yaml(value, where=f"--set {item}")  # numbers, bools and lists as YAML reads them
     return out
 
 
@@ -81,15 +83,31 @@ def parse_train_args(argv: list[str]):
     from .config import load_config
 
     args = _build_train_parser().parse_args(argv)
-    skip = {"config", "set", "json"}
+    skip = {"config", "set", "json", "allow_chance"}
     flags = {k: v for k, v in vars(args).items() if k not in skip and v is not None}
     flags = merge(_parse_set(args.set), flags)
     return load_config(flags, config_file=args.config), args
 
 
+def _log_to_stderr() -> None:
+    """Training warnings (``edgerec.train`` logger) on stderr, between the progress bars."""
+    import logging
+
+    logger = logging.getLogger("edgerec")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
 def train_main(argv: list[str]) -> int:
+    """Exit codes: 0 done, 2 bad input, 3 (``EXIT_AT_CHANCE``) the run folder was written but its model is no
+    better than chance (``--allow-chance`` turns that into 0)."""
+    from .monitor import EXIT_AT_CHANCE
     from .runner import train
 
+    _log_to_stderr()
     cfg, args = parse_train_args(argv)
     if cfg.data is None or cfg.out is None:
         raise ConfigError("edgerec train needs DATA and --out", hint="edgerec train data/digits --out runs/digits")
@@ -100,6 +118,10 @@ def train_main(argv: list[str]) -> int:
         print(summary_table(run.metrics, task=run.metrics.get("task", "single_label")))
     if args.json:
         print(json.dumps({k: {p: m["accuracy"] for p, m in run.metrics[k].items()} for k in ("val", "test") if k in run.metrics}))
+    if run.at_chance and not args.allow_chance:
+        print(f"the model in {run.dir} is no better than chance (exit {EXIT_AT_CHANCE}); see the warnings above",
+              file=sys.stderr)
+        return EXIT_AT_CHANCE
     return 0
 
 
@@ -111,10 +133,13 @@ def eval_main(argv: list[str]) -> int:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--threshold", type=float, help="multi-label decision threshold (default 0.5)")
     p.add_argument("--workers", type=int, default=0)
-    p.add_argument("--threads", type=int)
+    p.add_argument("--threads", help="torch CPU threads (auto, 0 or -1: all cores)")
     p.add_argument("--out", help="write the report here as JSON")
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
     args = p.parse_args(argv)
+    from ..limits import resolve_threads
+
+    args.threads = resolve_threads(args.threads)
     if args.threads:
         import torch
 

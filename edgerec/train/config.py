@@ -67,7 +67,8 @@ class TrainConfig:
     model: str = "mobilenet_v3_small"
     weights: str = "imagenet"  # imagenet | none | PATH to a backbone state dict
     img_size: int = 224
-    resize_mode: Literal["squash", "center_crop", "letterbox"] = "squash"
+    # auto: center_crop, or letterbox when many training images are longer than 2:1 (tensors.choose_resize_mode)
+    resize_mode: Literal["auto", "squash", "center_crop", "letterbox"] = "auto"
     mean: tuple[float, float, float] | None = None  # None: from the weights (edgerec.train.models.input_config)
     std: tuple[float, float, float] | None = None
     epochs: int = 20
@@ -80,7 +81,8 @@ class TrainConfig:
     weight_decay: float = 4e-5
     warmup_epochs: float = 1.0
     label_smoothing: float = 0.1
-    bn_momentum: float | None = None  # BatchNorm momentum override (PyTorch convention, e.g. 0.01)
+    bn_momentum: float | None = None  # BatchNorm momentum override (PyTorch convention); rarely needed, see bn_recal_images
+    bn_recal_images: int = 1024  # clean training images BatchNorm statistics are recomputed on before each evaluation; 0 = off
     dropout: float | None = None  # classifier dropout override
     balance: Literal["weighted", "sampler", "none"] = "none"
     patience: int = 0  # early stopping: epochs without val improvement; 0 = off
@@ -126,8 +128,14 @@ class TrainConfig:
             raise ConfigError(f"folds must be 0 (off) or >= 2, got {self.folds}")
         if abs(sum(self.split) - 1.0) > 1e-6 or min(self.split) < 0:
             raise ConfigError(f"split ratios must be >= 0 and add up to 1, got {self.split}")
+        if self.bn_recal_images < 0:
+            raise ConfigError(f"bn_recal_images must be >= 0 (0 = off), got {self.bn_recal_images}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.threads is not None:  # the rule every verb shares: auto/0/-1 = all cores, else 1..max_threads()
+            from ..limits import resolve_threads
+
+            object.__setattr__(self, "threads", resolve_threads(self.threads, what="threads"))
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)

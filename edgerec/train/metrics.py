@@ -116,6 +116,11 @@ def summary_table(metrics: dict, *, task: str = "single_label") -> str:
         lines.append(f"{cv['k']}-fold cross-validation on train+val (mean +/- std):")
         for name, stat in cv["summary"].items():
             lines.append(f"  {name:<10} {100 * stat['mean']:6.2f} +/- {100 * stat['std']:.2f} %")
+    if metrics.get("warnings"):
+        from .monitor import format_warnings
+
+        lines.append("")
+        lines += format_warnings(metrics["warnings"])
     return "\n".join(lines)
 
 

@@ -97,13 +97,20 @@ class FitResult:
 
 
 def fit(cfg: TrainConfig, data: Prepared, train_t, val_t, *, device, info: DistInfo, resume_state=None,
-         quiet: bool = False, desc: str = "train") -> FitResult:
-    """fp32 training: head phase (pretrained weights), then full fine-tuning; best val checkpoint kept."""
+         quiet: bool = False, desc: str = "train", monitor=None) -> FitResult:
+    """fp32 training: head phase (pretrained weights), then full fine-tuning; best val checkpoint kept.
+
+    BatchNorm statistics are recomputed on clean training images (``edgerec.train.bn``) before every
+    evaluation of the fine-tuning phase, so the evaluated and saved model is right whatever the step count;
+    before the head phase they are recomputed once (the frozen backbone then trains the head with the
+    statistics of this data set rather than ImageNet's). ``monitor`` (a ``TrainingMonitor``) sees each epoch.
+    """
     import torch
     from torch.optim.lr_scheduler import LambdaLR
     from tqdm.auto import tqdm
 
     from .augment import BatchAugment
+    from .bn import recalibrate_bn
     from .loop import Normalizer, StepRunner, cosine_with_warmup, make_loss, predict, to_device_if_fits
     from .metrics import compute_metrics
     from .models import backbone_parameters, head_parameters
@@ -140,11 +147,21 @@ def fit(cfg: TrainConfig, data: Prepared, train_t, val_t, *, device, info: DistI
     best_state, best_epoch, best_val = None, 0, {}
     bad_epochs = 0
     show = cfg.progress and info.main and not quiet
+    # the same images for every recalibration (and on every rank): statistics differ only as the weights do
+    recal_gen = torch.Generator().manual_seed(cfg.seed + 1)
+    recal_idx = torch.randperm(n_train, generator=recal_gen)[:cfg.bn_recal_images].sort().values
+    recal_images = train_t.images[recal_idx] if cfg.bn_recal_images > 0 else train_t.images[:0]
+
+    def recalibrate():
+        recalibrate_bn(model, recal_images, prep, max_images=cfg.bn_recal_images, batch_size=cfg.batch_size)
+
     epoch = 0
+    stop = False
     for phase, n_epochs in phases:
-        if n_epochs <= 0:
+        if n_epochs <= 0 or stop:
             continue
         if phase == "head":
+            recalibrate()
             for p in backbone_parameters(model, cfg.model):
                 p.requires_grad_(False)
             params, lr = head_parameters(model, cfg.model), cfg.lr * cfg.head_lr_mult
@@ -171,6 +188,8 @@ def fit(cfg: TrainConfig, data: Prepared, train_t, val_t, *, device, info: DistI
             bar.close()
             train_loss = all_reduce_mean(res.loss, info, device)
             dt = time.perf_counter() - t0
+            if phase != "head":  # the head phase trains with the backbone's (frozen) statistics: keep them
+                recalibrate()
             model.eval()
             logits = predict(model, val_t.images, prep, amp=cfg.amp)
             val_loss = float(val_loss_fn(torch.from_numpy(logits), val_t.targets).item()) if len(val_t) else float("nan")
@@ -182,6 +201,9 @@ def fit(cfg: TrainConfig, data: Prepared, train_t, val_t, *, device, info: DistI
             if show:
                 tqdm.write(f"{desc} epoch {epoch + 1:3d} {phase:4s}  loss {train_loss:.4f}  val loss {val_loss:.4f}  "
                            f"val acc {100 * vm['accuracy']:.2f}%  {rec['images_per_s']:.0f} img/s")
+            if monitor is not None and monitor.epoch(rec):
+                stop = True
+                break
             key = (vm["accuracy"], -val_loss)
             if key > (best[0], -best[1]):
                 best = (vm["accuracy"], val_loss)
@@ -204,8 +226,13 @@ def fit(cfg: TrainConfig, data: Prepared, train_t, val_t, *, device, info: DistI
 # ------------------------------------------------------------------------------------------------- int8
 
 
-def qat_finetune(cfg: TrainConfig, data: Prepared, model, *, device, history: list[dict]):
+def qat_finetune(cfg: TrainConfig, data: Prepared, model, *, device, history: list[dict], monitor=None,
+                 fp32_val: float | None = None):
     """PT2E quantization-aware fine-tuning; BN statistics then observers frozen late in the phase.
+
+    ``model`` comes from ``fit`` with its BatchNorm statistics recomputed on clean images, which is where the
+    QAT graph's statistics start; they are never recomputed inside the graph. ``monitor`` sees each QAT
+    epoch and compares the last fake-quant validation accuracy with ``fp32_val``.
 
     Returns (converted int8 graph, example input, {"steps", "bn_frozen_at_step", "observers_frozen_at_step"}).
     """
@@ -272,6 +299,10 @@ def qat_finetune(cfg: TrainConfig, data: Prepared, model, *, device, history: li
         if show:
             tqdm.write(f"qat epoch {ep + 1:3d}  loss {res.loss:.4f}  val loss {val_loss:.4f}  "
                        f"val acc (fake-quant) {100 * vm['accuracy']:.2f}%")
+        if monitor is not None and monitor.epoch(history[-1]):
+            break
+    if monitor is not None and fp32_val is not None and qc.epochs > 0 and history and history[-1]["phase"] == "qat":
+        monitor.qat(fp32_val, history[-1]["val_accuracy"], epoch=history[-1]["epoch"])
     Q.move_to_eval(gm)
     gm = gm.to("cpu")
     schedule["steps"] = state["step"]

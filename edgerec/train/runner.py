@@ -36,6 +36,7 @@ class Run:
     metrics: dict
     config: TrainConfig
     history: list[dict] = field(default_factory=list)
+    at_chance: bool = False  # the final model is no better than always answering the commonest class
 
     def __repr__(self) -> str:
         test = self.metrics.get("test", {})
@@ -55,6 +56,7 @@ class Prepared:
     val: object
     test: object
     input_spec: InputSpec
+    resize_reason: str = ""  # why input_spec.resize_mode (resize_mode: auto decides from the images' aspect ratios)
 
 
 def _versions() -> dict:
@@ -65,16 +67,17 @@ def _versions() -> dict:
             "edgerec": __version__}
 
 
-def _input_spec(cfg: TrainConfig) -> InputSpec:
+def _input_spec(cfg: TrainConfig, resize_mode: str) -> InputSpec:
     from .models import input_config
 
     # mean/std: the starting weights' own (EfficientNet-Lite's are 0.5/0.5), the project default from scratch;
-    # given in the config, they win.
+    # given in the config, they win. area+bilinear: anti-aliased when frames are much larger than the input
+    # (edgerec.runtime.image); the fine-tuned model learns on exactly what it is fed, whatever its weights saw.
     weights = input_config(cfg.model, cfg.weights)
     mean, std = cfg.mean or weights.mean, cfg.std or weights.std
     return InputSpec(
         height=cfg.img_size, width=cfg.img_size, mean=tuple(mean), std=tuple(std), color_order="RGB",
-        pixel_scale=255.0, resize_mode=cfg.resize_mode, interpolation="bilinear",
+        pixel_scale=255.0, resize_mode=resize_mode, interpolation="area+bilinear",
     )
 
 
@@ -82,7 +85,7 @@ def prepare_data(cfg: TrainConfig, *, progress: bool = True) -> Prepared:
     """Load, split and decode the dataset once."""
     from ..data.dataset import load_dataset
     from ..data.split import stratified_split
-    from .tensors import ImageTensors, decode_images, targets_for
+    from .tensors import ImageTensors, decode_images, resolve_resize_mode, targets_for
 
     if cfg.data is None:
         raise ConfigError("no dataset given", hint="edgerec train DATA --out RUN (or data: in the YAML)")
@@ -99,14 +102,16 @@ def prepare_data(cfg: TrainConfig, *, progress: bool = True) -> Prepared:
     task = "multi_label" if cfg.multi_label else "single_label"
     order = split.train + split.val + split.test
     paths = [ds.samples[i].path for i in order]
-    images = decode_images(paths, cfg.img_size, cfg.resize_mode, workers=cfg.workers, progress=cfg.progress and progress)
+    resize_mode, resize_reason = resolve_resize_mode(cfg.resize_mode, [ds.samples[i].path for i in split.train], seed=cfg.seed)
+    spec = _input_spec(cfg, resize_mode)
+    images = decode_images(paths, spec, workers=cfg.workers, progress=cfg.progress and progress)
     targets = targets_for([ds.samples[i].labels for i in order], len(ds.classes), cfg.multi_label)
     allt = ImageTensors(images, targets, paths)
     a, b = len(split.train), len(split.train) + len(split.val)
     return Prepared(
         dataset=ds, split=split, classes=tuple(ds.classes), task=task,
         train=allt.subset(range(a)), val=allt.subset(range(a, b)), test=allt.subset(range(b, len(order))),
-        input_spec=_input_spec(cfg),
+        input_spec=spec, resize_reason=resize_reason,
     )
 
 
@@ -151,19 +156,31 @@ def _evaluate_all(cfg, data: Prepared, model, quantized, ptq_graph, *, device) -
     from .loop import Normalizer, predict
     from .metrics import compute_metrics
 
+    from .calibration import calibration_report
+
     metrics: dict = {}
     prep = Normalizer(data.input_spec.mean, data.input_spec.std, device)
     cpu_prep = Normalizer(data.input_spec.mean, data.input_spec.std, torch.device("cpu"))
+    models = {"fp32": (model, prep), "int8": (quantized, cpu_prep), "int8_ptq": (ptq_graph, cpu_prep)}
+    logits: dict = {}
     for split_name, t in (("val", data.val), ("test", data.test)):
         if len(t) == 0:
             continue
         y = t.targets.numpy()
-        m = {"fp32": compute_metrics(predict(model, t.images, prep), y, data.classes, task=data.task, threshold=cfg.threshold)}
-        if quantized is not None:
-            m["int8"] = compute_metrics(predict(quantized, t.images, cpu_prep), y, data.classes, task=data.task, threshold=cfg.threshold)
-        if ptq_graph is not None:
-            m["int8_ptq"] = compute_metrics(predict(ptq_graph, t.images, cpu_prep), y, data.classes, task=data.task, threshold=cfg.threshold)
+        m = {}
+        for prec, (fwd, pp) in models.items():
+            if fwd is None:
+                continue
+            z = logits[split_name, prec] = predict(fwd, t.images, pp)
+            m[prec] = compute_metrics(z, y, data.classes, task=data.task, threshold=cfg.threshold)
         metrics[split_name] = m
+    # one temperature per model, fitted on val, its effect measured on test (see edgerec.train.calibration)
+    cal = {}
+    for prec in models:
+        if ("val", prec) in logits:
+            cal[prec] = calibration_report(logits["val", prec], data.val.targets.numpy(), logits.get(("test", prec)),
+                                           data.test.targets.numpy(), data.task)
+    metrics["calibration"] = cal
     return metrics
 
 
@@ -231,23 +248,32 @@ def train(cfg: TrainConfig) -> Run:
             print(f"data: {len(data.classes)} classes, {len(data.train)} train / {len(data.val)} val / "
                   f"{len(data.test)} test images at {cfg.img_size}px; device {device}"
                   + (f", {info.world_size} processes" if info.enabled else ""), file=sys.stderr)
+            print(f"input: resize {data.input_spec.resize_mode} ({data.input_spec.interpolation}); {data.resize_reason}",
+                  file=sys.stderr)
         metrics: dict = {}
         if cfg.folds:
             metrics["cv"] = _cross_validate(cfg, data, device=device, info=info)
-        result = fit(cfg, data, data.train, data.val, device=device, info=info, resume_state=resume_state)
+        from .monitor import TrainingMonitor, chance_rate
+
+        chance = chance_rate(data.val.targets.numpy(), data.task)
+        monitor = TrainingMonitor(chance, emit=None if info.main else (lambda w: None))
+        result = fit(cfg, data, data.train, data.val, device=device, info=info, resume_state=resume_state,
+                     monitor=monitor)
         if not info.main:
             return Run(out, {}, cfg, result.history)
         model = result.model
         from .checkpoint import save_checkpoint
 
         save_checkpoint(tmp / "best.pt", model.cpu(), model_name=cfg.model, labels=data.classes, task=data.task,
-                        input_spec=data.input_spec, epoch=result.best_epoch, val=result.best_val)
+                        input_spec=data.input_spec, epoch=result.best_epoch, val=result.best_val,
+                        resize_reason=data.resize_reason)
         model = model.to(device)
         history = list(result.history)
         quantized = ptq_graph = None
         method = None
         if cfg.qat:
-            quantized, example, metrics["qat"] = qat_finetune(cfg, data, model, device=device, history=history)
+            quantized, example, metrics["qat"] = qat_finetune(cfg, data, model, device=device, history=history,
+                                                              monitor=monitor, fp32_val=result.best_val.get("accuracy"))
             method = "qat"
         if cfg.ptq:
             ptq_graph, example = ptq_calibrate(cfg, data, model)
@@ -261,6 +287,10 @@ def train(cfg: TrainConfig) -> Run:
                 {"method": method, "quantizer": cfg.quantizer, "example_shape": list(example.shape)}, indent=1) + "\n")
         model.eval()
         metrics.update(_evaluate_all(cfg, data, model, quantized, ptq_graph, device=device))
+        final_split = "test" if "test" in metrics else "val"
+        at_chance = monitor.final(metrics[final_split]["fp32"]["accuracy"], split=final_split)
+        metrics["chance"] = chance
+        metrics["warnings"] = monitor.to_list()
         metrics["history"] = history
         metrics["best_epoch"] = result.best_epoch
         metrics["task"] = data.task
@@ -275,7 +305,9 @@ def train(cfg: TrainConfig) -> Run:
         info_json = {"run_id": run_id, "status": "complete", "started": started,
                      "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "dataset_sha256": data.dataset.sha256(),
                      "data": str(cfg.data), "model": cfg.model, "versions": _versions(),
-                     "weights": describe_weights(cfg.model, cfg.weights)}
+                     "weights": describe_weights(cfg.model, cfg.weights),
+                     "input": {"resize_mode": data.input_spec.resize_mode, "interpolation": data.input_spec.interpolation,
+                               "resize_reason": data.resize_reason}}
         if out.exists():
             shutil.rmtree(out)  # only reached with --overwrite (checked above)
         (tmp / "run.json").write_text(json.dumps(info_json, indent=1) + "\n")
@@ -290,7 +322,7 @@ def train(cfg: TrainConfig) -> Run:
 
             if dist.is_initialized():
                 dist.destroy_process_group()
-    run = Run(out, metrics, cfg, history)
+    run = Run(out, metrics, cfg, history, at_chance=at_chance)
     if cfg.progress:
         from .metrics import summary_table
 
@@ -348,7 +380,7 @@ def evaluate(run_dir, data_dir, *, device: str = "auto", batch_size: int = 256, 
     remap = [run.labels.index(c) for c in ds.classes]
     labels = [tuple(remap[i] for i in s.labels) for s in ds.samples]
     spec = run.input_spec
-    images = decode_images([s.path for s in ds.samples], spec.height, spec.resize_mode, workers=workers, progress=progress)
+    images = decode_images([s.path for s in ds.samples], spec, workers=workers, progress=progress)
     targets = targets_for(labels, len(run.labels), multi).numpy()
     dev = select_device(device)
     prep = Normalizer(spec.mean, spec.std, dev)
@@ -360,4 +392,18 @@ def evaluate(run_dir, data_dir, *, device: str = "auto", batch_size: int = 256, 
         out["int8"] = compute_metrics(predict(run.quantized, images, cpu, batch_size=batch_size), targets, run.labels,
                                       task=run.task, threshold=thr)
         out["int8"]["method"] = run.quant_method
-    return {"data": out, "source": str(data_dir), "run": str(run_dir), "task": run.task}
+    return {"data": out, "source": str(data_dir), "run": str(run_dir), "task": run.task,
+            "warnings": _eval_warnings(run_dir, out["fp32"]["accuracy"], targets, run.task)}
+
+
+def _eval_warnings(run_dir, accuracy: float, targets, task: str) -> list[dict]:
+    """The run's own training warnings (``metrics.json``), then whether the model is at chance on this data."""
+    from .monitor import TrainingMonitor, chance_rate
+
+    recorded = []
+    mpath = Path(run_dir) / "metrics.json"
+    if mpath.is_file():
+        recorded = [dict(w, source="training") for w in json.loads(mpath.read_text()).get("warnings", [])]
+    mon = TrainingMonitor(chance_rate(targets, task), emit=lambda w: None)
+    mon.final(accuracy, split="data")
+    return recorded + [dict(w, source="eval") for w in mon.to_list()]

@@ -7,8 +7,14 @@ import pytest
 __all__ = ["make_digits_run", "export_run", "tiny_bundle"]
 
 
-def make_digits_run(root, *, per_class=None, steps=40, batch=32, size=32, model="mobilenet_v3_small", seed=0):
+def make_digits_run(root, *, per_class=None, steps=40, batch=32, size=32, model="mobilenet_v3_small", seed=0,
+                    resize_mode="squash", interpolation="bilinear", jitter=False):
     """A finished run folder (best.pt, split.json, run.json; no quantized graph) trained for ``steps`` steps.
+
+    ``resize_mode``/``interpolation`` go into the run's ``InputSpec`` (``edgerec train`` writes
+    ``center_crop``/``area+bilinear`` for square images such as these). ``jitter``: shift each batch by up to
+    2 px and blur half of them, so the model does not hang on single grey levels (a few of the augmentations
+    ``edgerec train`` applies).
 
     BatchNorm statistics are re-estimated on the training images after the short fit (torchvision's
     MobileNetV3 uses BN momentum 0.01, so a few dozen steps leave the running statistics at their init).
@@ -31,7 +37,7 @@ def make_digits_run(root, *, per_class=None, steps=40, batch=32, size=32, model=
     data = write_digits(root / "digits", size=size, per_class=per_class, seed=seed)
     ds = load_dataset(data, verify="none")
     split = stratified_split(ds, (0.7, 0.1, 0.2), seed=seed)
-    spec = InputSpec(height=size, width=size)
+    spec = InputSpec(height=size, width=size, resize_mode=resize_mode, interpolation=interpolation)
     images = _read([ds.samples[i].path for i in split.train], spec, desc="train", progress=False)
     x = torch.from_numpy(np.ascontiguousarray(normalize(images, spec).transpose(0, 3, 1, 2)))
     y = torch.tensor([ds.samples[i].label for i in split.train])
@@ -41,22 +47,31 @@ def make_digits_run(root, *, per_class=None, steps=40, batch=32, size=32, model=
     net.train()
     for _ in range(steps):
         b = torch.from_numpy(rng.choice(len(y), batch))
-        loss = torch.nn.functional.cross_entropy(net(x[b]), y[b])
+        xb = x[b]
+        if jitter:
+            xb = torch.roll(xb, tuple(int(v) for v in rng.integers(-2, 3, 2)), dims=(2, 3))
+            if rng.random() < 0.5:
+                xb = torch.nn.functional.avg_pool2d(xb, 3, 1, 1, count_include_pad=False)
+        loss = torch.nn.functional.cross_entropy(net(xb), y[b])
         opt.zero_grad()
         loss.backward()
         opt.step()
-    for m in net.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average over the passes below
-    with torch.no_grad():
-        for i in range(0, min(len(y), 512), 128):
-            net(x[i:i + 128])
+    from edgerec.train.bn import recalibrate_bn
+    from edgerec.train.calibration import calibration_report
+    from edgerec.train.loop import Normalizer, predict
+
+    prep = Normalizer(spec.mean, spec.std, torch.device("cpu"))
+    recalibrate_bn(net, torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), prep, max_images=512, batch_size=128)
     net.eval()
     run = root / "run"
     run.mkdir()
     save_checkpoint(run / "best.pt", net, model_name=model, labels=ds.classes, task="single_label", input_spec=spec)
     split.save(run / "split.json")
+    # the confidence temperature edgerec train fits on the val split
+    val = _read([ds.samples[i].path for i in split.val], spec, desc="val", progress=False)
+    val_logits = predict(net, torch.from_numpy(val).permute(0, 3, 1, 2).contiguous(), prep)
+    cal = calibration_report(val_logits, np.array([ds.samples[i].label for i in split.val]), None, None, "single_label")
+    (run / "metrics.json").write_text(json.dumps({"calibration": {"fp32": cal}}))
     (run / "run.json").write_text(json.dumps({"run_id": f"digits-{steps}", "status": "complete",
                                               "dataset_sha256": ds.sha256()}))
     return run

@@ -11,7 +11,6 @@ TINY = {
     "epochs": 1,
     "batch_size": 32,
     "lr": 0.05,
-    "bn_momentum": 0.1,
     "threads": 2,
     "progress": False,
     "plots": True,

@@ -26,6 +26,11 @@ def test_artifacts_are_verified_through_their_runtime(tiny_bundle, fmt, prec):
         assert v.agreement >= 0.99 and v.max_abs_logit_diff < 1e-3
     assert a.sha256 and all((tiny_bundle.dir / f).is_file() for f in a.files)
     assert a.size_bytes == sum((tiny_bundle.dir / f).stat().st_size for f in a.files)
+    # the run's fp32 temperature (fitted on val); this bundle's int8 graph was made by PTQ at export, so it
+    # has no temperature of its own and takes the fp32 one; ECE measured on the held-out images both ways
+    cal = json.loads((tiny_bundle.dir.parent / "run" / "metrics.json").read_text())["calibration"]["fp32"]
+    assert a.temperature == pytest.approx(cal["temperature"], rel=1e-5)
+    assert 0.0 <= v.ece <= 1.0 and 0.0 <= v.ece_calibrated <= 1.0
 
 
 def test_int8_is_small_and_manifest_is_complete(tiny_bundle):
@@ -128,6 +133,9 @@ def test_cli_verify_run_catches_changed_answers(tiny_bundle, tmp_path, capsys):
     data = json.loads((copy / "edgerec.json").read_text())
     key = "onnx-fp32"
     data["reference"]["artifact_check_top1"][key] = [(x + 1) % 10 for x in data["reference"]["artifact_check_top1"][key]]
+    from edgerec.bundle import contract_digest
+
+    data["contract_sha256"], data["contract_sections"] = contract_digest(data)  # consistent: only the answers differ
     (copy / "edgerec.json").write_text(json.dumps(data))
     assert main(["bundle", "verify", str(copy), "--run"]) == 1
     assert "answers changed since export for: onnx-fp32" in capsys.readouterr().err
