@@ -3,11 +3,15 @@ so every test directory sees them."""
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 # 2 cores: oversubscription turns a 0.25 s step into seconds. Set before torch is imported.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 os.environ.setdefault("MKL_NUM_THREADS", "2")
+# The runtime caches its timed artifact choice (and TensorRT engines) under $EDGEREC_CACHE: one throw-away
+# folder per test session, never the developer's ~/.cache
+os.environ.setdefault("EDGEREC_CACHE", tempfile.mkdtemp(prefix="edgerec-test-cache-"))
 
 sys.path.insert(0, str(Path(__file__).parent))
 

@@ -1,8 +1,9 @@
 """The deploy profile: which artifact, backend and thread count to run on one kind of device.
 
-``edgerec bench --recommend`` writes it (``deploy-profile.yaml`` in the bundle folder by default); the
-runtime (``edgerec run``) and ``edgerec deploy`` read it with :func:`load_deploy_profile`. This module
-needs only PyYAML, so any tier may import it.
+``edgerec bench --recommend`` writes it (``deploy-profile.yaml`` in the bundle folder by default);
+``edgerec deploy`` uploads it with the bundle (or one of its own for ``--format/--precision``), and the runtime
+(``edgerec run``, ``Classifier.load``) runs what it names (``edgerec.runtime.choice``). ``backend`` may be
+``auto``: the first installed backend for the format. This module needs only PyYAML, so any tier may import it.
 
 .. code-block:: yaml
 
@@ -37,6 +38,7 @@ __all__ = [
     "DEPLOY_PROFILE_NAME",
     "DeployProfile",
     "deploy_profile_from_record",
+    "dump_deploy_profile",
     "load_deploy_profile",
     "write_deploy_profile",
 ]
@@ -68,16 +70,21 @@ def _path(where: str | Path) -> Path:
     return p / DEPLOY_PROFILE_NAME if p.is_dir() else p
 
 
-def write_deploy_profile(profile: DeployProfile, where: str | Path) -> Path:
-    """Write ``profile`` to a file (``.yaml``/``.yml``/``.json``) or into a folder as ``deploy-profile.yaml``."""
+def dump_deploy_profile(profile: DeployProfile, *, json_format: bool = False) -> str:
+    """The text of ``profile`` as ``write_deploy_profile`` writes it (YAML, or JSON)."""
     import json
 
     import yaml
 
+    data = profile.to_dict()
+    return json.dumps(data, indent=2) + "\n" if json_format else yaml.safe_dump(data, sort_keys=False)
+
+
+def write_deploy_profile(profile: DeployProfile, where: str | Path) -> Path:
+    """Write ``profile`` to a file (``.yaml``/``.yml``/``.json``) or into a folder as ``deploy-profile.yaml``."""
     path = _path(where)
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = profile.to_dict()
-    text = json.dumps(data, indent=2) + "\n" if path.suffix == ".json" else yaml.safe_dump(data, sort_keys=False)
+    text = dump_deploy_profile(profile, json_format=path.suffix == ".json")
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     tmp.replace(path)

@@ -10,6 +10,8 @@ on a Jetson). Anything missing is simply absent from the result, never an error.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import platform
 import re
@@ -19,7 +21,8 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-__all__ = ["BACKEND_PACKAGES", "THROTTLE_BITS", "decode_throttled", "device_warnings", "fingerprint"]
+__all__ = ["BACKEND_PACKAGES", "THROTTLE_BITS", "decode_throttled", "device_id", "device_warnings", "fingerprint",
+           "hardware"]
 
 # vcgencmd get_throttled bit -> meaning (Raspberry Pi documentation, "vcgencmd" page).
 THROTTLE_BITS = {
@@ -140,6 +143,31 @@ def _jetson(path: str | None) -> dict[str, Any]:
     return out
 
 
+def _board_model(root: Path) -> str | None:
+    return (_read(root, "/proc/device-tree/model") or _read(root, "/sys/firmware/devicetree/base/model")
+            or _read(root, "/sys/class/dmi/id/product_name"))
+
+
+def hardware(*, root: str | Path = "/") -> dict[str, Any]:
+    """What the device is, without its state: ``board_model``, ``cpu_model``, ``cores``, ``machine`` (files only,
+    no board tools run; cheap enough for the runtime to call at load)."""
+    root = Path(root)
+    cpu = _cpu(root)
+    out = {"board_model": _board_model(root), "cpu_model": cpu.get("cpu_model"), "cores": cpu.get("cores"),
+           "machine": platform.machine()}
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def device_id(fp: dict[str, Any]) -> str:
+    """A short id of the kind of device a fingerprint (or ``hardware()``) describes.
+
+    Board, CPU model, core count and architecture: figures measured on one Raspberry Pi 5 hold for another,
+    so the host name and the state (clocks, temperature, load) are left out.
+    """
+    key = json.dumps([fp.get("board_model"), fp.get("cpu_model"), fp.get("cores"), fp.get("machine")])
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
 def fingerprint(*, root: str | Path = "/", path: str | None = None) -> dict[str, Any]:
     """The device and its state now. ``root`` prefixes every file read; ``path`` is the PATH for board tools.
 
@@ -149,13 +177,9 @@ def fingerprint(*, root: str | Path = "/", path: str | None = None) -> dict[str,
     """
     root = Path(root)
     fp: dict[str, Any] = {}
-    model = _read(root, "/proc/device-tree/model") or _read(root, "/sys/firmware/devicetree/base/model")
+    model = _board_model(root)
     if model:
         fp["board_model"] = model
-    else:
-        product = _read(root, "/sys/class/dmi/id/product_name")
-        if product:
-            fp["board_model"] = product
     fp.update(_cpu(root))
     temp = _temperature(root)
     if temp is not None:

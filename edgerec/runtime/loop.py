@@ -53,6 +53,7 @@ class Summary:
     stages_ms: dict[str, dict[str, float]]  # stage name -> inference {p50, p90, mean, runs}
     source: dict = field(default_factory=dict)
     stopped_by: str = "end of source"
+    models: list[dict] = field(default_factory=list)  # per stage: the artifact that ran and why (Choice.to_dict)
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
@@ -70,6 +71,8 @@ class Summary:
                 lines.append(f"  {k:<12}{v['p50']:>9.2f}{v['p90']:>9.2f}{v['runs']:>9d}")
         lines.append("  (capture: decode on the reader thread, overlapping the rest; wait: the loop waiting for a frame;"
                      " preprocess/inference/postprocess summed over stages)")
+        for m in self.models:
+            lines.append(f"  model {m['stage']}: {m['artifact']} on {m['backend']} ({m['source']}): {m['reason']}")
         return "\n".join(lines)
 
 
@@ -92,6 +95,8 @@ def run_loop(pipeline: Pipeline, source: Source, sinks: list[Sink], *, max_frame
     show_status = stream.isatty() if status is None else status
     stop = stop or threading.Event()
     stage_names = [spec.name for spec, _ in pipeline.stages]
+    choices = [(spec.name, clf.choice) for spec, clf in pipeline.stages if getattr(clf, "choice", None) is not None]
+    chosen = " ".join(c.short for _, c in choices)
     timings = _Timings(STEPS)
     stage_t = _Timings(stage_names)
     stage_runs = dict.fromkeys(stage_names, 0)
@@ -153,7 +158,7 @@ def run_loop(pipeline: Pipeline, source: Source, sinks: list[Sink], *, max_frame
                 recent = timings.window(64)
                 fps = 1e9 / max(1.0, float(np.mean(recent[:, -1])))
                 stream.write(f"\r{fps:6.1f} FPS  p50 {np.percentile(recent[:, -1], 50) / 1e6:6.1f} ms  "
-                             f"frames {frames}  dropped {st.dropped}  corrupt {st.corrupt}  {result.label[:24]:<24}")
+                             f"frames {frames}  dropped {st.dropped}  corrupt {st.corrupt}  {result.label[:24]:<24}  {chosen}")
                 stream.flush()
         else:
             if stopped_by == "end of source":
@@ -176,4 +181,4 @@ def run_loop(pipeline: Pipeline, source: Source, sinks: list[Sink], *, max_frame
         col = st_all[:, i]
         stages_ms[name] = {**_pct(col[col > 0]), "runs": stage_runs[name]}
     return Summary(frames, round(seconds, 3), round(frames / seconds, 2) if seconds > 0 else 0.0, steps_ms, stages_ms,
-                   source.stats.to_dict(), stopped_by)
+                   source.stats.to_dict(), stopped_by, [{"stage": name, **c.to_dict()} for name, c in choices])

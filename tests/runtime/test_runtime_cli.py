@@ -27,8 +27,8 @@ def test_run_writes_jsonl_and_summary(rt_onnx_bundle, rt_video, tmp_path, capsys
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 30 and rows[0]["label"] == "red"
     err = capsys.readouterr().err
-    assert "onnx-int8" in err and "stopped by --max-frames" in err and "inference" in err
     s = json.loads(summ.read_text())
+    assert f"{s['models'][0]['artifact']} on" in err and "stopped by --max-frames" in err and "inference" in err
     assert s["frames"] == 30 and set(s["steps_ms"]) >= {"capture", "preprocess", "inference", "postprocess"}
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
+from ..._cache import cache_dir
 from ...errors import BackendError
 from .base import Backend
 
@@ -24,7 +24,7 @@ def provider_options(provider: str, path: Path, artifact) -> dict[str, str]:
     if provider != "TensorrtExecutionProvider":
         return {}
     digest = (artifact.sha256.get(artifact.file or "", "") or path.name)[:16]
-    root = Path(os.environ.get("EDGEREC_CACHE", Path.home() / ".cache" / "edgerec")) / "tensorrt" / digest
+    root = cache_dir("tensorrt", digest)
     return {"trt_engine_cache_enable": "True", "trt_engine_cache_path": str(root),
             "trt_fp16_enable": "True" if artifact.precision == "fp16" else "False"}
 
@@ -59,9 +59,19 @@ class OrtBackend(Backend):
         except Exception as exc:  # onnxruntime raises its own unexported exception types
             raise BackendError(f"ONNX Runtime could not load {self.path}: {exc}") from exc
         self._in = self._sess.get_inputs()[0]
-        self._out_name = self._sess.get_outputs()[0].name
+        self._out = self._sess.get_outputs()[0]
+        self._out_name = self._out.name
         self.providers = self._sess.get_providers()
         self.dynamic_batch = not isinstance(self._in.shape[0], int)
+        # IO binding: the input array is bound where it lies and the output lands in a buffer bound once, so a
+        # call is run_with_iobinding plus one small copy (sess.run builds and checks a feed dict and allocates
+        # the output every time)
+        self._io = self._sess.io_binding()
+        self._dtype = np.dtype(_TYPES[self._in.type]) if self._in.type in _TYPES else None
+        self._x: np.ndarray | None = None  # the caller's array now bound (None: bind on the next call)
+        self._x_bound = None  # what ONNX Runtime reads in place: _x, or a contiguous copy of it; kept alive
+        self._y: np.ndarray | None = None  # the bound output buffer (None: ONNX Runtime allocates it)
+        self._y_value = None
 
     @property
     def input_shape(self):
@@ -82,7 +92,34 @@ class OrtBackend(Backend):
         return f"onnxruntime {ort.__version__} ({self.providers[0]})"
 
     def invoke(self, x: np.ndarray) -> np.ndarray:
-        return self._sess.run([self._out_name], {self._in.name: x})[0]
+        if x is not self._x:
+            self._bind(x)
+        self._sess.run_with_iobinding(self._io)
+        if self._y is None:
+            return self._io.copy_outputs_to_cpu()[0]
+        return self._y.copy()  # the caller may keep it; the next call writes into _y again
+
+    def _bind(self, x: np.ndarray) -> None:
+        """Bind ``x`` as the input (no copy) and an output buffer for its batch size."""
+        import onnxruntime as ort
+
+        if self._dtype is not None and x.dtype != self._dtype:
+            raise BackendError(f"{self.path.name} takes {self._dtype} input, got {x.dtype}")
+        keep = x if x.flags.c_contiguous else None  # a copy must be bound again next call: x may change
+        x = np.ascontiguousarray(x)
+        self._io.bind_cpu_input(self._in.name, x)
+        self._x, self._x_bound = keep, x
+        shape = [x.shape[0] if i == 0 and not isinstance(d, int) else d for i, d in enumerate(self._out.shape)]
+        if self._y is not None and list(self._y.shape) == shape:
+            return
+        if all(isinstance(d, int) for d in shape) and self._out.type in _TYPES:
+            self._y = np.empty(shape, _TYPES[self._out.type])
+            self._y_value = ort.OrtValue.ortvalue_from_numpy(self._y)  # shares _y's memory
+            self._io.bind_ortvalue_output(self._out_name, self._y_value)
+        else:  # other open dimensions: ONNX Runtime allocates the output on each run
+            self._y = None
+            self._io.bind_output(self._out_name)
 
     def close(self) -> None:
+        self._io = self._x = self._x_bound = self._y = self._y_value = None
         self._sess = None
