@@ -36,10 +36,18 @@ def _plain(backend_name, path, artifact):
     return run
 
 
+@pytest.mark.parametrize("copy_bytes", [None, 0], ids=["small-inputs-copied", "all-bound-in-place"])
 @pytest.mark.parametrize("backend_name,key", [("onnxruntime", "onnx-fp32"), ("onnxruntime", "onnx-int8"),
                                               ("openvino", "onnx-fp32"), ("openvino", "onnx-int8"),
                                               ("openvino", "openvino-fp32"), ("openvino", "openvino-fp32-pp")])
-def test_bound_invoke_matches_the_plain_call_and_never_aliases(rt_onnx_master, backend_name, key):
+def test_bound_invoke_matches_the_plain_call_and_never_aliases(rt_onnx_master, backend_name, key, copy_bytes,
+                                                               monkeypatch):
+    import edgerec.runtime.backends.ort as ort_mod
+    import edgerec.runtime.backends.ov as ov_mod
+
+    if copy_bytes is not None:  # every input bound where it lies, as large camera-sized inputs are
+        monkeypatch.setattr(ort_mod, "COPY_BYTES", copy_bytes)
+        monkeypatch.setattr(ov_mod, "COPY_BYTES", copy_bytes)
     m = load_manifest(rt_onnx_master)
     art = next(a for a in m.ok_artifacts() if a.key == key)
     path = rt_onnx_master / art.file
@@ -72,9 +80,12 @@ def test_bound_invoke_matches_the_plain_call_and_never_aliases(rt_onnx_master, b
         np.testing.assert_array_equal(be.invoke(xf), plain(np.ascontiguousarray(xf)))
         xf[...] = _random(shape, be.input_dtype, 5)  # changed in place: bound again, not read stale
         np.testing.assert_array_equal(be.invoke(xf), plain(np.ascontiguousarray(xf)))
-        if art.embedded_preprocess:  # a frame of another size
-            xo = _random((1, 120, 90, 3), be.input_dtype, 6)
-            np.testing.assert_array_equal(be.invoke(xo), plain(xo))
+        if art.embedded_preprocess:  # frames of other sizes, one larger than what is copied
+            for i, (h, w) in enumerate([(120, 90), (240, 320)]):
+                xo = _random((1, h, w, 3), be.input_dtype, 6 + i)
+                np.testing.assert_array_equal(be.invoke(xo), plain(xo))
+                xo[...] = _random((1, h, w, 3), be.input_dtype, 8 + i)
+                np.testing.assert_array_equal(be.invoke(xo), plain(xo))
 
 
 @pytest.mark.parametrize("backend_name", ["onnxruntime", "openvino"])

@@ -10,7 +10,11 @@ import numpy as np
 
 from ...bundle import Artifact
 
-__all__ = ["Backend"]
+__all__ = ["Backend", "COPY_BYTES"]
+
+# Backends that bind their input: up to this size an input is copied into a buffer bound once (a copy of
+# 64 KiB takes ~2 us), larger ones are bound where they lie (binding a new array costs 1-10 us per call).
+COPY_BYTES = 1 << 16
 
 
 class Backend(ABC):
