@@ -7,6 +7,8 @@ others) and small PNGs (64x64), written to a temporary folder.
 Per-image read time is the median over ``repeats`` full passes (after one warm-up pass, so every run reads
 from the page cache), the readers interleaved pass by pass; ``ratio`` is over the plain-Pillow baseline
 (1.0 = same speed, below 1 = faster).
+``edgerec decode <mode> <N>`` rows are the whole training decode of one file (``decode_images``: the reader,
+then the resize to an N px model input with ``area+bilinear``), the work ``edgerec train`` does per image.
 ``load_dataset`` is timed for each verify mode on the JPEG folder (two classes).
 """
 
@@ -70,7 +72,9 @@ def main(argv=None) -> int:
     import PIL
     from PIL import Image
 
+    from edgerec.bundle import InputSpec
     from edgerec.data import load_dataset, read_image
+    from edgerec.runtime.image import model_image, read_image_bgr
 
     cv2.setNumThreads(1)
 
@@ -81,11 +85,17 @@ def main(argv=None) -> int:
     def cv2_rgb(p):
         return cv2.cvtColor(cv2.imread(str(p), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
+    def decoder(mode, size):
+        spec = InputSpec(height=size, width=size, resize_mode=mode, interpolation="area+bilinear")
+        return lambda p: model_image(read_image_bgr(p), spec)
+
     readers = {
         "edgerec.read_image": read_image,
         "edgerec draft=224": lambda p: read_image(p, draft=224),  # for a 224 px model: JPEG decodes at 1/2 here
         "PIL open+convert": pil_rgb,
         "cv2.imread+cvtColor": cv2_rgb,
+        "edgerec decode center_crop 224": decoder("center_crop", 224),
+        "edgerec decode squash 224": decoder("squash", 224),
     }
     results: dict = {"read_ms_per_image": {}, "load_dataset_s": {}}
     with tempfile.TemporaryDirectory() as tmp:
@@ -130,7 +140,7 @@ def main(argv=None) -> int:
     for kind, row in results["read_ms_per_image"].items():
         print(kind)
         for name, r in row.items():
-            print(f"  {name:<22} {r['median_ms']:8.3f} ms/img   x{r['ratio_vs_PIL']:.2f} vs PIL")
+            print(f"  {name:<32} {r['median_ms']:8.3f} ms/img   x{r['ratio_vs_PIL']:.2f} vs PIL")
     for kind, row in results["load_dataset_s"].items():
         n = row["full"]["images"]
         print(f"load_dataset on {n} {kind}: " + ", ".join(

@@ -40,12 +40,12 @@ def _step(n: int, title: str, argv: list[str]) -> float:
     return dt
 
 
-def write_test_video(run_dir: Path, out: Path, *, size: tuple[int, int] = (240, 240), fps: float = 15.0,
+def write_test_video(run_dir: Path, out: Path, *, size: tuple[int, int] = (320, 240), fps: float = 15.0,
                      repeat: int = 1) -> list[str]:
     """An mp4 of the run's held-out test images, one per frame, upscaled and centred on white paper.
 
-    Square by default: the digits model was trained on square images with the ``squash`` resize, so a
-    4:3 frame would be judged on distorted digits.
+    4:3 by default, like a camera: the digit fills the central square and white paper the sides. The model
+    was trained on square images with ``resize_mode: auto`` (center_crop), so it sees the digit in proportion.
 
     Returns the true label of every frame, in order.
     """

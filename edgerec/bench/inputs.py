@@ -13,11 +13,12 @@ import numpy as np
 
 from ..bundle import Artifact, Manifest
 from ..errors import BundleError, DataError
+from ..runtime.image import IMAGE_EXTENSIONS, read_image_bgr
 
 __all__ = ["IMAGE_SUFFIXES", "BenchImages", "load_images", "prepare_tensors"]
 
 _SPLITS = {"train", "val", "test"}
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+IMAGE_SUFFIXES = tuple(sorted(IMAGE_EXTENSIONS))
 
 
 @dataclass
@@ -33,12 +34,7 @@ class BenchImages:
 
 
 def _read_bgr(path: Path) -> np.ndarray:
-    import cv2
-
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise DataError(f"cannot read image {path}", hint="remove it or convert it to PNG/JPEG")
-    return img
+    return read_image_bgr(path)  # the runtime's reader: the frames edgerec run would give the model
 
 
 def load_images(root: Path, manifest: Manifest, data: str | Path | None = None, *, limit: int | None = None) -> BenchImages:

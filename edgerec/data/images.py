@@ -1,20 +1,23 @@
 """Reading images: any file a camera, phone or scanner writes, as (H, W, 3) uint8 RGB.
 
-Truncated files are errors, never silently padded with grey (Pillow's ``LOAD_TRUNCATED_IMAGES``
-stays False and every read decodes the whole image). Modes are converted explicitly:
+``read_image`` is the runtime's reader (``edgerec.runtime.image.read_image_bgr``: OpenCV, no Pillow), so a
+training image and the same file given to ``edgerec run`` or ``Classifier`` decode to the same pixels:
 
-=========================  =============================================================
-mode                       becomes
-=========================  =============================================================
-``1``, ``L``, ``P``        RGB (palette expanded)
-``LA``, ``PA``, ``RGBA``   composited on white (transparent pixels turn white, not black)
-``P`` with transparency    as RGBA
-``I;16*``, ``I``           16-bit range scaled to 0..255 (``value // 257``)
-``F``                      clipped to 0..255
-``CMYK``, ``YCbCr``, ...   Pillow's conversion to RGB
-=========================  =============================================================
+=================================  =============================================================
+stored as                          becomes
+=================================  =============================================================
+gray, bilevel, palette             RGB (three equal channels; palette expanded)
+gray+alpha, RGBA, palette+tRNS     composited on white (transparent pixels turn white, not black)
+16-bit                             ``round(v / 257)`` (65535 -> 255, the tonal range kept)
+CMYK (JPEG, TIFF)                  RGB
+=================================  =============================================================
 
-EXIF orientation is applied, so a phone picture stands the way it was taken.
+EXIF orientation is applied, so a phone picture stands the way it was taken. Truncated files are errors,
+never silently padded with grey.
+
+Pillow is kept for what OpenCV cannot do: ``probe_image`` (``edgerec data check`` and ``load_dataset``'s
+full check) reports each file's stored mode (``L``, ``RGBA``, ``I;16``, ``CMYK``...) and decodes JPEGs at
+1/8 scale to find truncated and corrupt files quickly; it is imported only when a probe runs.
 """
 
 from __future__ import annotations
@@ -23,17 +26,13 @@ import dataclasses
 import hashlib
 from pathlib import Path
 
+import cv2
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError  # the reason this module exists; edgerec.data loads it lazily
 
 from ..errors import DataError
+from ..runtime.image import IMAGE_EXTENSIONS, read_image_bgr
 
-__all__ = ["IMAGE_EXTENSIONS", "read_image", "is_image_file", "ImageInfo", "probe_image"]
-
-# Extensions we try to decode; anything else in a class folder is listed as skipped.
-IMAGE_EXTENSIONS = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm", ".pnm"}
-)
+__all__ = ["IMAGE_EXTENSIONS", "read_image", "is_image_file", "ImageInfo", "probe_image", "upright_size"]
 
 
 def is_image_file(path: str | Path) -> bool:
@@ -43,6 +42,8 @@ def is_image_file(path: str | Path) -> bool:
 
 def _open(path: Path, draft: int | None = None):
     """Open and fully decode ``path`` with Pillow; any failure is a ``DataError`` with the reason."""
+    from PIL import Image, ImageOps, UnidentifiedImageError  # the probe's reason to exist: stored modes, 1/8-scale checks
+
     try:
         size = path.stat().st_size
     except FileNotFoundError:
@@ -77,49 +78,22 @@ def _open(path: Path, draft: int | None = None):
     return im
 
 
-def _to_rgb(im) -> np.ndarray:
-    """Pillow image in any mode -> (H, W, 3) uint8 RGB."""
-    mode = im.mode
-    if mode == "RGB":
-        return np.asarray(im, dtype=np.uint8)
-    if mode.startswith("I;16") or mode == "I":
-        arr = np.asarray(im)
-        arr = arr.astype(np.uint32 if mode != "I" else np.int64)
-        arr = np.clip(arr, 0, 65535) // 257  # 65535 -> 255, keeps the tonal range of 16-bit scans
-        gray = arr.astype(np.uint8)
-        return np.repeat(gray[..., None], 3, axis=2)
-    if mode == "F":
-        gray = np.clip(np.asarray(im, dtype=np.float32), 0, 255).astype(np.uint8)
-        return np.repeat(gray[..., None], 3, axis=2)
-    if mode == "P" and "transparency" in im.info:
-        im, mode = im.convert("RGBA"), "RGBA"
-    if mode in ("RGBA", "LA", "PA", "La", "RGBa"):
-        rgba = im.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"), dtype=np.uint8)
-    return np.asarray(im.convert("RGB"), dtype=np.uint8)
-
-
 def read_image(path: str | Path, *, draft: int | None = None) -> np.ndarray:
     """Read an image file as an (H, W, 3) uint8 RGB array.
 
     Grayscale, palette, RGBA/LA (composited on white), 16-bit and CMYK images are converted;
     EXIF orientation is applied. An empty, truncated, corrupt or missing file raises ``DataError``.
+    The same decoding as the runtime's (``edgerec.runtime.image.read_image_bgr``), in RGB order.
 
     ``draft=N`` lets JPEGs decode at a reduced scale (1/2, 1/4, 1/8) as long as both sides stay at least
-    N pixels: use it when the image is resized to N right after (a 4000x3000 photo read for a 224 px model
-    decodes at 500x375). Other formats ignore it.
+    N pixels (a 4000x3000 photo read for a 224 px model decodes at 500x375). Training does not use it: the
+    runtime's frames are never decoded that way, and the two must see the same pixels.
 
     >>> img = read_image("digits/3/0007.png")   # doctest: +SKIP
     >>> img.shape, img.dtype                      # doctest: +SKIP
     ((32, 32, 3), dtype('uint8'))
     """
-    path = Path(path)
-    im = _open(path, draft)
-    try:
-        return _to_rgb(im)
-    finally:
-        im.close()
+    return cv2.cvtColor(read_image_bgr(path, draft=draft), cv2.COLOR_BGR2RGB)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,3 +147,20 @@ def probe_image(path: str | Path, *, digest: bool = False) -> ImageInfo:
         return ImageInfo(path, nbytes, mode=im.mode, width=w, height=h, format=im.format, sha256=sha)
     finally:
         im.close()
+
+
+def upright_size(path: str | Path) -> tuple[int, int] | None:
+    """``(width, height)`` as the picture stands (EXIF orientation applied), from the header only; None if unreadable.
+
+    Pillow reads headers without decoding (OpenCV cannot); training uses it to see its images' aspect ratios.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            if ("exif" in im.info or im.format == "TIFF") and im.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+                w, h = h, w
+            return int(w), int(h)
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError, EOFError):
+        return None

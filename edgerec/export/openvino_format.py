@@ -10,7 +10,11 @@ tools read (``labels``, ``mean_values``, ``scale_values``, ``reverse_input_chann
 ``edgerec`` as JSON.
 
 With ``embed_preprocess=True`` the colour conversion, resize and normalisation are folded into the model
-with ``PrePostProcessor``: the IR takes u8 NHWC frames of any size in the bundle's colour order.
+with ``PrePostProcessor``: the IR takes u8 NHWC BGR frames of any size (``squash`` or ``center_crop``; the
+crop is computed from each frame's shape inside the graph). With ``interpolation: bilinear`` the result
+matches the runtime's own pre-processing to within 1 grey level; with ``area+bilinear`` OpenVINO's
+Pillow-style anti-aliased resize stands in for edgerec's 2x2 halvings (a few grey levels apart, see
+docs/export.md); letterbox is not offered.
 """
 
 from __future__ import annotations
@@ -119,7 +123,37 @@ def _nncf_quantize(model, src: ExportSource):
     return nncf.quantize(model, nncf.Dataset(items), subset_size=len(items), preset=nncf.QuantizationPreset.MIXED)
 
 
-_RESIZE = {"bilinear": "RESIZE_LINEAR", "nearest": "RESIZE_NEAREST", "bicubic": "RESIZE_CUBIC", "area": "RESIZE_LINEAR"}
+# InputSpec.interpolation -> PrePostProcessor's resize. The area+X rules (edgerec's 2x2 halvings, then X)
+# have no exact equivalent: OpenVINO's Pillow-style anti-aliased resize is the closest (docs/export.md).
+_RESIZE = {"bilinear": "RESIZE_LINEAR", "nearest": "RESIZE_NEAREST", "bicubic": "RESIZE_CUBIC",
+           "area": "RESIZE_BILINEAR_PILLOW", "area+bilinear": "RESIZE_BILINEAR_PILLOW",
+           "area+bicubic": "RESIZE_BICUBIC_PILLOW"}
+# OpenVINO Model API's names for the resize modes
+_RESIZE_TYPE = {"squash": "standard", "center_crop": "crop", "letterbox": "fit_to_window_letterbox"}
+
+
+def _center_crop(dst_h: int, dst_w: int):
+    """A PrePostProcessor step: the centred region of the input's aspect ratio, for frames of any size.
+
+    The same integer arithmetic as ``edgerec.runtime.image.fit_rect``, on the frame's run-time shape.
+    """
+    import numpy as np
+    import openvino.opset13 as ops
+
+    def i64(*v):
+        return ops.constant(list(v), np.int64)
+
+    def step(frame):  # u8 NHWC
+        shape = ops.shape_of(frame, output_type="i64")
+        h, w = ops.gather(shape, i64(1), i64(0)), ops.gather(shape, i64(2), i64(0))
+        ch = ops.minimum(h, ops.divide(ops.add(ops.multiply(w, i64(2 * dst_h)), i64(dst_w)), i64(2 * dst_w)))
+        cw = ops.minimum(w, ops.divide(ops.add(ops.multiply(h, i64(2 * dst_w)), i64(dst_h)), i64(2 * dst_h)))
+        y0, x0 = ops.divide(ops.subtract(h, ch), i64(2)), ops.divide(ops.subtract(w, cw), i64(2))
+        start = ops.concat([y0, x0], 0)
+        stop = ops.concat([ops.add(y0, ch), ops.add(x0, cw)], 0)
+        return ops.slice(frame, start, stop, i64(1, 1), i64(1, 2)).output(0)
+
+    return step
 
 
 def _embed_preprocess(model, src: ExportSource):
@@ -127,9 +161,9 @@ def _embed_preprocess(model, src: ExportSource):
     from openvino.preprocess import ColorFormat, PrePostProcessor, ResizeAlgorithm
 
     spec = src.input_spec
-    if spec.resize_mode != "squash":
+    if spec.resize_mode not in ("squash", "center_crop"):
         raise ExportError(
-            f"embedded pre-processing supports resize_mode 'squash' only (this run uses '{spec.resize_mode}')",
+            f"embedded pre-processing supports resize_mode squash and center_crop, not '{spec.resize_mode}'",
             hint="export without --embed-preprocess; the runtime does the resize",
         )
     # camera frames as OpenCV delivers them (u8 BGR, any size) in; the model's own colour order inside
@@ -137,6 +171,8 @@ def _embed_preprocess(model, src: ExportSource):
     ppp.input().tensor().set_element_type(Type.u8).set_layout(Layout("NHWC")).set_spatial_dynamic_shape() \
         .set_color_format(ColorFormat.BGR)
     steps = ppp.input().preprocess()
+    if spec.resize_mode == "center_crop":
+        steps.custom(_center_crop(spec.height, spec.width))
     steps.convert_element_type(Type.f32)
     steps.convert_color(ColorFormat.RGB if spec.color_order == "RGB" else ColorFormat.BGR)
     steps.resize(getattr(ResizeAlgorithm, _RESIZE.get(spec.interpolation, "RESIZE_LINEAR")), spec.height, spec.width)
@@ -154,7 +190,7 @@ def write_rt_info(model, src: ExportSource, *, precision: str, quantization: str
         "mean_values": " ".join(f"{m * spec.pixel_scale:g}" for m in spec.mean),
         "scale_values": " ".join(f"{s * spec.pixel_scale:g}" for s in spec.std),
         "reverse_input_channels": "NO" if spec.color_order == "RGB" else "YES",
-        "resize_type": "standard" if spec.resize_mode == "squash" else spec.resize_mode,
+        "resize_type": _RESIZE_TYPE.get(spec.resize_mode, spec.resize_mode),
         "embedded_preprocessing": "YES" if embedded else "NO",
     }
     for key, value in info.items():

@@ -19,6 +19,7 @@ _EPILOG = """examples:
   edgerec run bundle/ --source clip.mp4 --save-video out.mp4 --csv out.csv
   edgerec run inspect.yaml --source rtsp://cam/stream --smooth 5  # a gate pipeline on a stream
   edgerec run bundle/ --source photos/ --jsonl results.jsonl --threshold 0.6
+  edgerec run bundle/ --source 0 --roi 0.125,0,0.75,1 --http 8080  # classify the central square of a 4:3 camera
 """
 
 
@@ -36,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default=None, help="backend device: CPU/GPU/NPU (OpenVINO), cuda/tensorrt (ONNX Runtime)")
     g.add_argument("--profile", default=None, help="device profile name whose defaults apply (see edgerec device)")
     g.add_argument("--no-verify", action="store_true", help="skip the sha256 check of the bundle's files")
+    g.add_argument("--roi", default=None, metavar="X,Y,W,H",
+                   help="classify only this region of each frame: pixels (200,40,480,480) or fractions (0.125,0,0.75,1)")
     g = p.add_argument_group("answers")
     g.add_argument("--threshold", type=float, default=None, help="under this score the label is 'unknown' (multi-label: per label, default 0.5)")
     g.add_argument("--top-k", type=int, default=5)
@@ -83,6 +86,13 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if args.top_k < 1:
         raise ConfigError("--top-k must be at least 1")
+    if args.roi is not None:
+        from .roi import parse_roi
+
+        try:
+            args.roi = parse_roi(args.roi)
+        except ConfigError as exc:
+            raise ConfigError(f"--roi: {exc.message}", hint=exc.hint) from None
     if args.source is None:
         if not args.profile:
             raise ConfigError("no --source given", hint="e.g. --source 0, csi://0, clip.mp4, photos/ (or --profile NAME for its camera)")
@@ -100,7 +110,7 @@ def main(argv: list[str]) -> int:
         with load_pipeline(args.target, backend=args.backend, format=args.format, precision=args.precision,
                            threads=args.threads, device=args.device, profile=args.profile, verify=not args.no_verify,
                            threshold=args.threshold, top_k=args.top_k, smoothing=args.smooth,
-                           smoothing_mode=args.smooth_mode) as pipe:
+                           smoothing_mode=args.smooth_mode, roi=args.roi) as pipe:
             for line in pipe.describe():
                 print(f"model  {line}", file=sys.stderr)
             src = open_source(args.source, width=args.width, height=args.height, fps=args.fps, loop=args.loop,

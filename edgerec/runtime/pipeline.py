@@ -13,7 +13,11 @@ stages:
     bundle: part_bundle/
     when: damage.label == damaged and car.score >= 0.6
     threshold: 0.4
+    roi: 0.125,0,0.75,1      # this stage looks at the frame's central region only
 ```
+
+Any ``Classifier.load`` option may be set per stage, ``roi`` included (a region of interest, in pixels or
+fractions of the frame, drawn on the annotated video and preview).
 
 Conditions are parsed by a small grammar, never evaluated as code: clauses joined by ``and``, each
 ``[stage.]label in [a, b]``, ``[stage.]label not in [...]``, ``[stage.]label == x`` / ``!= x`` or
@@ -40,7 +44,7 @@ __all__ = ["Clause", "Condition", "parse_condition", "StageSpec", "Pipeline", "P
 
 _OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq, "!=": operator.ne}
 _STAGE_KEYS = ("name", "bundle", "when", "threshold", "top_k", "backend", "format", "precision", "threads",
-               "device", "smoothing", "smoothing_mode")
+               "device", "smoothing", "smoothing_mode", "roi")
 _NAME = r"[A-Za-z_][\w-]*"
 _RE_IN = re.compile(rf"(?:({_NAME})\.)?label\s+(not\s+in|in)\s+\[(.*)\]", re.S)
 _RE_EQ = re.compile(rf"(?:({_NAME})\.)?label\s*(==|!=)\s*(.+)", re.S)
@@ -145,11 +149,14 @@ class StageResult:
     ran: bool
     prediction: Prediction | None = None
     latency_ns: dict[str, int] = field(default_factory=dict)
+    roi: tuple[int, int, int, int] | None = None  # (x, y, w, h) in pixels the stage classified, None = whole frame
 
     def to_dict(self) -> dict:
         d: dict = {"name": self.name, "ran": self.ran}
         if self.prediction is not None:
             d.update(self.prediction.to_dict())
+        if self.roi is not None:
+            d["roi"] = list(self.roi)
         d["latency_ms"] = {k: round(v / 1e6, 3) for k, v in self.latency_ns.items()}
         return d
 
@@ -183,7 +190,19 @@ class PipelineResult:
         else:
             out["labels"] = f.prediction.to_dict()["labels"] if f.prediction else []
             out["latency_ms"] = f.to_dict()["latency_ms"]
+            if f.roi is not None:
+                out["roi"] = list(f.roi)
         return out
+
+
+def _stage_roi(value, where: str):
+    """``roi:`` as "x,y,w,h" or a list, read when the YAML is (its fit to the frame is checked on the first frame)."""
+    from .roi import parse_roi
+
+    try:
+        return parse_roi(value)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc.message}", hint=exc.hint) from None
 
 
 def pipeline_spec(path: str | Path) -> tuple[str, list[StageSpec]]:
@@ -226,6 +245,8 @@ def pipeline_spec(path: str | Path) -> tuple[str, list[StageSpec]]:
         bundle = Path(st["bundle"])
         bundle = bundle if bundle.is_absolute() else (path.parent / bundle)
         opts = {k: v for k, v in st.items() if k not in ("name", "bundle", "when")}
+        if opts.get("roi") is not None:
+            opts["roi"] = _stage_roi(opts["roi"], f"{where}.roi")
         specs.append(StageSpec(name, bundle, when, opts))
     return str(data.get("name") or path.stem), specs
 
@@ -267,7 +288,7 @@ class Pipeline:
             else:
                 pred = clf.classify(frame)
                 results[spec.name] = pred
-                out.append(StageResult(spec.name, True, pred, dict(clf.last_timings_ns)))
+                out.append(StageResult(spec.name, True, pred, dict(clf.last_timings_ns), clf.last_roi))
             previous = spec.name
         return PipelineResult(out)
 

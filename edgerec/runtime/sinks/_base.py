@@ -25,8 +25,13 @@ class Sink:
 
 
 def annotate(image: np.ndarray, record: dict) -> np.ndarray:
-    """A copy of ``image`` with the answer (and each stage's, for pipelines) written top-left."""
+    """A copy of ``image`` with the answer (and each stage's, for pipelines) written top-left, and the region
+    each stage classified (``roi``) framed in yellow."""
     out = image.copy()
+    rois = {tuple(r) for r in [record.get("roi"), *(st.get("roi") for st in record.get("stages", []))] if r}
+    thick = max(1, round(min(out.shape[:2]) / 240))
+    for x, y, w, h in sorted(rois):
+        cv2.rectangle(out, (x, y), (x + w - 1, y + h - 1), (0, 255, 255), thick)
     lines = [f"{record.get('label', '')} {record.get('score', 0.0):.2f}"]
     for st in record.get("stages", []):
         lines.append(f"{st['name']}: {st.get('label', '-')} {st.get('score', 0.0):.2f}" if st["ran"] else f"{st['name']}: skipped")

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import SourceError, suggest
+from ..image import IMAGE_EXTENSIONS
 from ._base import Frame, Source, SourceStats
 
 __all__ = ["SOURCES", "ParsedURI", "parse_uri", "open_source", "Source", "Frame", "SourceStats"]
@@ -45,7 +46,7 @@ SOURCES: dict[str, str] = {
 }
 _SCHEMES = {"v4l2": "v4l2", "csi": "csi", "picam": "picam", "rtsp": "stream", "rtsps": "stream",
             "http": "stream", "https": "stream", "rtmp": "stream", "gst": "gst", "file": None}
-_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
+_IMAGE_SUFFIXES = IMAGE_EXTENSIONS
 
 
 @dataclass(frozen=True)

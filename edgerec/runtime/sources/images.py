@@ -5,14 +5,13 @@ from __future__ import annotations
 import glob
 from pathlib import Path
 
-import cv2
-
-from ...errors import SourceError
+from ...errors import DataError, SourceError
+from ..image import IMAGE_EXTENSIONS, read_image_bgr
 from ._base import CORRUPT, Source
 
 __all__ = ["ImageSource", "IMAGE_SUFFIXES"]
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
+IMAGE_SUFFIXES = IMAGE_EXTENSIONS
 
 
 class ImageSource(Source):
@@ -43,8 +42,10 @@ class ImageSource(Source):
         path = self._files[self._pos]
         self._pos += 1
         self._name = path
-        img = cv2.imread(path, cv2.IMREAD_COLOR)
-        return CORRUPT if img is None else img
+        try:  # the reader training uses: EXIF orientation, alpha on white, 16-bit scaled
+            return read_image_bgr(path)
+        except DataError:
+            return CORRUPT
 
     def _rewind(self) -> bool:
         self._pos = 0
