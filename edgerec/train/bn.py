@@ -31,7 +31,8 @@ def recalibrate_bn(model, images_u8, prep, *, max_images: int = DEFAULT_RECAL_IM
 
     ``prep`` is the training ``Normalizer`` (normalisation only, no augmentation). Up to ``max_images``
     images, drawn without replacement with ``generator``; batches of ``batch_size`` (a last batch of one is
-    folded into the previous one: BatchNorm cannot take statistics of a single image). The model's
+    folded into the previous one: BatchNorm cannot take statistics of a single image); the running mean is
+    the exact mean over the images, the running variance the size-weighted average of the batches'. The model's
     train/eval modes and momenta are restored. Returns the number of images used (0: nothing to do).
     """
     import torch
@@ -51,12 +52,17 @@ def recalibrate_bn(model, images_u8, prep, *, max_images: int = DEFAULT_RECAL_IM
         model.eval()
         for m in layers:
             m.reset_running_stats()
-            m.momentum = None  # cumulative average over the batches below
             m.train()
+        seen = 0
         with torch.no_grad():
             for k, s in enumerate(starts):
                 end = starts[k + 1] if k + 1 < len(starts) else n
+                # momentum = this batch's share of the images so far: the running mean becomes the exact mean
+                # over all images, whatever the batch sizes (and the variance the size-weighted batch average)
+                for m in layers:
+                    m.momentum = (end - s) / (seen + end - s)
                 model(prep(images_u8[idx[s:end]]))
+                seen += end - s
     finally:
         for m, training in modes.items():
             m.train(training)

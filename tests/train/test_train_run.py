@@ -183,9 +183,28 @@ def test_pretrained_weights_train_the_head_first(tiny_digits, tmp_path):
     ref = build_model("mobilenet_v3_small", 10).state_dict()
     torch.save(ref, backbone)
     out = tmp_path / "ft"
-    run = train(tiny_train_config(tiny_digits, out, weights=str(backbone), head_epochs=1, epochs=0, max_steps=2, plots=False))
+    cfg = tiny_train_config(tiny_digits, out, weights=str(backbone), head_epochs=1, epochs=0, max_steps=2, plots=False)
+    run = train(cfg)
     assert [h["phase"] for h in run.history] == ["head"]
     state = torch.load(out / "best.pt", weights_only=True)["state_dict"]
-    # head-only phase: backbone weights and BatchNorm statistics stay as loaded
-    for key in ("features.0.0.weight", "features.0.1.running_mean", "features.12.0.weight", "classifier.0.weight"):
+    # head-only phase: backbone weights stay as loaded
+    for key in ("features.0.0.weight", "features.12.0.weight", "classifier.0.weight"):
         assert torch.equal(state[key], ref[key]), key
+    # ... and its BatchNorm statistics are this data set's, recomputed once before the head trains on them
+    from edgerec.train.loop import Normalizer
+    from edgerec.train.runner import prepare_data
+
+    data = prepare_data(cfg, progress=False)
+    prep = Normalizer(data.input_spec.mean, data.input_spec.std, torch.device("cpu"))
+    conv = build_model("mobilenet_v3_small", 10)
+    conv.load_state_dict(ref)
+    with torch.no_grad():
+        feats = conv.features[0][0](prep(data.train.images))
+    assert torch.allclose(state["features.0.1.running_mean"], feats.mean((0, 2, 3)), atol=1e-4)
+    assert not torch.allclose(state["features.0.1.running_mean"], ref["features.0.1.running_mean"])
+    # without recalibration they stay exactly as loaded
+    out2 = tmp_path / "ft2"
+    train(tiny_train_config(tiny_digits, out2, weights=str(backbone), head_epochs=1, epochs=0, max_steps=2, plots=False,
+                            bn_recal_images=0))
+    state2 = torch.load(out2 / "best.pt", weights_only=True)["state_dict"]
+    assert torch.equal(state2["features.0.1.running_mean"], ref["features.0.1.running_mean"])
