@@ -61,11 +61,24 @@ def deploy_main(argv: list[str]) -> int:
     p.add_argument("--keep", type=int, default=3, help="versions kept on the board (default 3)")
     p.add_argument("--lock-wait", type=float, default=300.0, help="seconds to wait for another deploy to finish")
     p.add_argument("--json", action="store_true", help="print the result(s) as JSON")
+    g = p.add_argument_group("which artifact the board runs (default: the bundle's deploy-profile.yaml, else the "
+                             "board's own choice: its bench results, its device profile, or a few timed calls)")
+    g.add_argument("--format", default="auto", help="auto, tflite, onnx, openvino")
+    g.add_argument("--precision", default="auto", help="auto, int8, fp32, fp16")
+    g.add_argument("--backend", default="auto", help="with --format/--precision: auto, litert, onnxruntime, openvino")
+    g.add_argument("--threads", type=int, default=None, help="with --format/--precision: inference threads")
     _ssh_flags(p)
     args = p.parse_args(argv)
     from .deploy import deploy
 
-    kw = dict(service=args.service, health_timeout=args.health_timeout, keep=args.keep, lock_wait=args.lock_wait)
+    kw = dict(service=args.service, health_timeout=args.health_timeout, keep=args.keep, lock_wait=args.lock_wait,
+              format=args.format, precision=args.precision, backend=args.backend, threads=args.threads)
+    from ..bundle import load_manifest
+    from .deploy import pinned_choice
+
+    # a misspelt --precision fails here, once, not on every board of an inventory
+    pinned_choice(load_manifest(args.bundle), format=args.format, precision=args.precision, backend=args.backend,
+                  threads=args.threads)
     if args.inventory:
         from .inventory import deploy_inventory, load_inventory
 

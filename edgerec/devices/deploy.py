@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import time
@@ -22,14 +23,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
+from ..bench.deploy_profile import DEPLOY_PROFILE_NAME, DeployProfile
 from ..bundle import MANIFEST_NAME, sha256_file, verify_bundle
-from ..errors import BundleError, DeployError
+from ..errors import BundleError, ConfigError, DeployError
 from .ssh import Connection, q
 
 __all__ = [
     "DeployResult",
     "Board",
     "deploy",
+    "pinned_choice",
     "rollback",
     "status",
     "check_name",
@@ -86,10 +89,39 @@ def bundle_files(root: Path, manifest) -> dict[str, str]:
         if (root / rel).is_file() and rel not in files:
             files[rel] = sha256_file(root / rel)
     files[MANIFEST_NAME] = sha256_file(root / MANIFEST_NAME)
+    if (root / DEPLOY_PROFILE_NAME).is_file():  # `edgerec bench --recommend`'s choice: the board's runtime runs it
+        files[DEPLOY_PROFILE_NAME] = sha256_file(root / DEPLOY_PROFILE_NAME)
     for rel in files:
         if any(c in rel for c in "\n\r\\") or rel.startswith("/") or ".." in PurePosixPath(rel).parts:
             raise BundleError(f"bundle file name {rel!r} is not safe to copy", hint="rename the file and re-export")
     return files
+
+
+def pinned_choice(manifest, *, format: str | None = None, precision: str | None = None, backend: str | None = None,
+                  threads: int | None = None) -> DeployProfile | None:
+    """The deploy profile for ``edgerec deploy --format/--precision [--backend] [--threads]``; None when format
+    and precision are both auto (the board then chooses, see :func:`deploy`).
+
+    One of format/precision alone picks by the runtime's static order (``choose_artifact``); the backend stays
+    ``auto`` unless given, since which backends the board has is the board's business.
+    """
+    from ..runtime.backends import BACKENDS
+    from ..runtime.choice import choose_artifact  # no backend is imported
+
+    auto = (None, "auto", "")
+    if format in auto and precision in auto:
+        if backend not in auto or threads is not None:
+            raise ConfigError("--backend and --threads pin a configuration only with --format and/or --precision",
+                              hint="e.g. edgerec deploy BUNDLE HOST --precision fp32 --threads 2")
+        return None
+    art, _ = choose_artifact(manifest, backend="auto" if backend in auto else backend, format=format,
+                             precision=precision, installed=list(BACKENDS))
+    asked = " ".join(f"--{k} {v}" for k, v in (("format", format), ("precision", precision), ("backend", backend),
+                                                ("threads", threads)) if v not in auto)
+    return DeployProfile(artifact=art.key, artifact_format=art.format, precision=art.precision,
+                         backend="auto" if backend in auto else backend, threads=threads,
+                         bundle={"name": manifest.name, "version": manifest.version},
+                         reason=f"set at deploy: {asked}")
 
 
 class Board:
@@ -197,8 +229,17 @@ def deploy(
     lock_wait: float = 300.0,
     progress: Callable[[int, int], None] | None = None,
     force_upload: bool = False,
+    format: str | None = None,
+    precision: str | None = None,
+    backend: str | None = None,
+    threads: int | None = None,
 ) -> DeployResult:
     """Deploy ``bundle`` to the board behind ``conn``; raises ``DeployError`` (after rolling back) on failure.
+
+    Which artifact the board runs: with ``format``/``precision`` (and optionally ``backend``, ``threads``) a
+    deploy profile naming it goes up as the version's ``deploy-profile.yaml`` (:func:`pinned_choice`); with
+    both auto (None) the bundle's own ``deploy-profile.yaml`` does, when it has one; else the board's runtime
+    chooses (``edgerec.runtime.choice``: its bench results, its device profile, or a few timed calls).
 
     >>> with connect(Target.parse("pi@kitchen.local")) as c:        # doctest: +SKIP
     ...     deploy(c, "out/digits/bundle").health["seconds"]
@@ -208,6 +249,13 @@ def deploy(
     manifest = verify_bundle(bundle)  # never upload a bundle that does not check out
     name, version = check_name(manifest.name, "bundle name"), check_name(manifest.version, "version")
     files = bundle_files(bundle, manifest)
+    choice = pinned_choice(manifest, format=format, precision=precision, backend=backend, threads=threads)
+    extra: dict[str, bytes] = {}
+    if choice is not None:
+        from ..bench.deploy_profile import dump_deploy_profile
+
+        extra[DEPLOY_PROFILE_NAME] = dump_deploy_profile(choice).encode()
+        files[DEPLOY_PROFILE_NAME] = hashlib.sha256(extra[DEPLOY_PROFILE_NAME]).hexdigest()
     res = DeployResult(str(conn.target), name, version)
     res.seconds["verify_local"] = round(time.perf_counter() - t_all, 3)
 
@@ -218,7 +266,7 @@ def deploy(
         res.seconds["lock"] = round(time.perf_counter() - t, 3)
         try:
             _deploy_locked(board, bundle, files, res, service=service, health_timeout=health_timeout,
-                           keep=keep, progress=progress, force_upload=force_upload)
+                           keep=keep, progress=progress, force_upload=force_upload, extra=extra)
         finally:
             res.unlocked_at = time.time()
     res.seconds["total"] = round(time.perf_counter() - t_all, 3)
@@ -226,7 +274,9 @@ def deploy(
 
 
 def _deploy_locked(board: Board, bundle: Path, files: dict[str, str], res: DeployResult, *, service: bool,
-                   health_timeout: float, keep: int, progress, force_upload: bool) -> None:
+                   health_timeout: float, keep: int, progress, force_upload: bool,
+                   extra: dict[str, bytes] | None = None) -> None:
+    extra = extra or {}  # files made here (the pinned deploy profile), uploaded from memory
     # Few round trips: each SSH command costs a fork of sshd and a shell on the board.
     conn, name, version = board.conn, res.name, res.version
     models = board.path("models", name)
@@ -258,13 +308,17 @@ def _deploy_locked(board: Board, bundle: Path, files: dict[str, str], res: Deplo
     t = time.perf_counter()
 
     if not res.skipped_upload:
-        total = sum((bundle / rel).stat().st_size for rel in files)
+        total = sum(len(extra[rel]) if rel in extra else (bundle / rel).stat().st_size for rel in files)
         done = 0
         for rel in files:
             def cb(sent, _size, _base=done):
                 if progress:
                     progress(_base + sent, total)
 
+            if rel in extra:
+                conn.put_bytes(extra[rel], f"{staging}/{rel}")
+                done += len(extra[rel])
+                continue
             conn.put(bundle / rel, f"{staging}/{rel}", callback=cb)
             done += (bundle / rel).stat().st_size
         res.uploaded_bytes = done

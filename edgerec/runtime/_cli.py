@@ -31,8 +31,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="(default: the --profile's camera) 0, /dev/video0, csi://0, picam://0, rtsp://..., http://..., gst://..., video file, image, folder or glob")
     g = p.add_argument_group("model")
     g.add_argument("--backend", default="auto", help="auto, litert, onnxruntime, openvino")
-    g.add_argument("--format", default=None, help="tflite, onnx, openvino (default: best installed)")
-    g.add_argument("--precision", default=None, help="int8, fp32, fp16 (default: int8 when the bundle has it)")
+    g.add_argument("--format", default="auto", help="auto, tflite, onnx, openvino (auto: see --precision)")
+    g.add_argument("--precision", default="auto",
+                   help="auto, int8, fp32, fp16 (auto: the bundle's deploy profile, else a bench result for this "
+                        "device, else --profile's default, else the fastest in a few timed calls, cached; always "
+                        "among artifacts within --accuracy-tolerance of the most accurate)")
+    g.add_argument("--accuracy-tolerance", type=float, default=0.01, metavar="X",
+                   help="auto choice: how far below the best recorded accuracy an artifact may be (default 0.01 = 1 point)")
+    g.add_argument("--bench-store", action="append", default=None, metavar="FILE",
+                   help="auto choice: bench result store(s) to look in (default: edgerec-bench.jsonl in the bundle "
+                        "folder and here, when they exist)")
+    g.add_argument("--deploy-profile", default=None, metavar="PATH",
+                   help="auto choice: this deploy profile instead of the bundle's deploy-profile.yaml ('none': ignore it)")
+    g.add_argument("--retime", action="store_true", help="auto choice: time the artifacts again instead of using the cached choice")
     g.add_argument("--threads", type=int, default=None, help="inference threads")
     g.add_argument("--device", default=None, help="backend device: CPU/GPU/NPU (OpenVINO), cuda/tensorrt (ONNX Runtime)")
     g.add_argument("--profile", default=None, help="device profile name whose defaults apply (see edgerec device)")
@@ -110,9 +121,14 @@ def main(argv: list[str]) -> int:
         with load_pipeline(args.target, backend=args.backend, format=args.format, precision=args.precision,
                            threads=args.threads, device=args.device, profile=args.profile, verify=not args.no_verify,
                            threshold=args.threshold, top_k=args.top_k, smoothing=args.smooth,
-                           smoothing_mode=args.smooth_mode, roi=args.roi) as pipe:
+                           smoothing_mode=args.smooth_mode, roi=args.roi, accuracy_tolerance=args.accuracy_tolerance,
+                           bench_store=args.bench_store, choice_cache=not args.retime,
+                           deploy_profile=False if str(args.deploy_profile).lower() == "none" else args.deploy_profile) as pipe:
             for line in pipe.describe():
                 print(f"model  {line}", file=sys.stderr)
+            for spec, clf in pipe.stages:
+                if clf.choice is not None:
+                    print(f"choice {spec.name}: {clf.choice}", file=sys.stderr)
             src = open_source(args.source, width=args.width, height=args.height, fps=args.fps, loop=args.loop,
                               retries=args.retries)
             with src:
