@@ -28,7 +28,7 @@ def _build_train_parser() -> argparse.ArgumentParser:
     p.add_argument("data", nargs="?", help="ImageFolder, train/ val/ test/ folders, or a CSV path,label[,split]")
     p.add_argument("--out", help="run folder to create (written atomically)")
     p.add_argument("--config", help="YAML recipe (any key below; flags override it), e.g. train/digits.yaml")
-    p.add_argument("--model", help="mobilenet_v3_small (default), efficientnet_lite0/1/2, mobilenet_v3_large, mobilenet_v2, "
+    p.add_argument("--model", help="efficientnet_lite0 (default), efficientnet_lite1/2, mobilenet_v3_small, mobilenet_v3_large, mobilenet_v2, "
                    "efficientnet_b0, resnet18 (docs/train.md#models)")
     p.add_argument("--weights", help="imagenet (default; mean/std come with them), none (from scratch) or PATH to a "
                    "state dict of the same network")

@@ -64,7 +64,9 @@ class TrainConfig:
 
     data: Path | None = None
     out: Path | None = None
-    model: str = "mobilenet_v3_small"
+    # ImageNet weights that install offline with the train extra, and every op quantizes (ReLU6, no SE or
+    # hard-swish): int8 pays on every backend. See the README's "Which model" table.
+    model: str = "efficientnet_lite0"
     weights: str = "imagenet"  # imagenet | none | PATH to a backbone state dict
     img_size: int = 224
     # auto: center_crop, or letterbox when many training images are longer than 2:1 (tensors.choose_resize_mode)
