@@ -21,7 +21,7 @@ Levels 3-5 choose only among *accurate* candidates: those whose recorded accurac
 verification) is within ``accuracy_tolerance`` (default 0.01, one point) of the most accurate candidate's.
 A deploy profile was chosen with that rule already and is taken as it is.
 
->>> choice, opened = choose(root, manifest, open_candidate=opener)    # doctest: +SKIP
+>>> choice = choose(root, manifest, open_candidate=opener)            # doctest: +SKIP
 >>> choice.reason                                                       # doctest: +SKIP
 'fastest of 4 timed at load: 0.21 ms per frame (next: onnx-int8/onnxruntime 0.34 ms)'
 """
@@ -308,7 +308,14 @@ def choice_cache_path(root: str | Path, here: dict | None = None) -> Path:
 
 
 def _cache_key(cands: list[Candidate], threads, device) -> str:
-    return f"threads={threads or 'auto'};device={device or 'default'};" + ",".join(sorted(c.label for c in cands))
+    """What a timed choice depends on besides the bundle and the board: threads, device, the candidates and
+    the versions of their backends (an upgrade can change the winner)."""
+    from .._versions import package_versions
+
+    packages = sorted({_backends.backend_class(c.backend).package for c in cands})
+    versions = ",".join(f"{k}={v}" for k, v in sorted(package_versions(packages).items()))
+    return (f"threads={threads or 'auto'};device={device or 'default'};{versions};"
+            + ",".join(sorted(c.label for c in cands)))
 
 
 def _read_cache(path: Path, key: str) -> dict | None:
@@ -350,10 +357,41 @@ def _frame(height: int, width: int, seed: int = 0) -> np.ndarray:
     return np.clip(g + rng.normal(0, 40, (480, w, 3)), 0, 255).astype(np.uint8)
 
 
+def _close_all(opened: dict) -> None:
+    for runner in reversed(list(opened.values())):  # the reverse of opening, as backends nest their state
+        runner.close()
+
+
+def _on_own_thread(fn):
+    """``fn()`` on a thread of its own, its result or exception returned here.
+
+    What a backend leaves on the thread that loads and drops models stays there: OpenVINO gives the compiling
+    thread an alternate signal stack per compiled model and can leave it pointing at memory freed with the
+    model, so the next signal that thread takes (SIGTERM for `edgerec run`) became a segfault.
+    """
+    import threading
+
+    out: dict = {}
+
+    def run():
+        try:
+            out["value"] = fn()
+        except BaseException as exc:  # handed to the calling thread below
+            out["error"] = exc
+
+    t = threading.Thread(target=run, name="edgerec-choice-timing", daemon=True)
+    t.start()
+    t.join()
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
+
+
 def _time_candidates(manifest: Manifest, cands: list[Candidate], opener, *, rounds: int, calls: int,
                      budget_s: float, clock=time.perf_counter_ns):
     """Open every candidate; ``rounds`` x ``calls`` timed ``invoke(prepare(frame))`` each, interleaved round by
-    round (a burst of other load hits all alike). Returns ({label: median ms}, {label: why it failed}, opened).
+    round (a burst of other load hits all alike); close them all. Returns ({label: median ms}, {label: why it
+    failed}).
 
     A candidate whose backend cannot load or run it is left out; a bundle that is wrong (``BundleError``) is
     an error, whichever artifact would have been chosen.
@@ -367,7 +405,7 @@ def _time_candidates(manifest: Manifest, cands: list[Candidate], opener, *, roun
                 runner = opener(c)
                 runner.invoke(runner.prepare(frame))  # the first call allocates: not timed
                 opened[c.label] = runner
-            except (BackendError, RuntimeError, ValueError) as exc:  # backends raise their own kinds too
+            except (BackendError, RuntimeError, ValueError, ImportError, OSError) as exc:  # a backend's own kinds
                 failed[c.label] = f"failed to load or run: {getattr(exc, 'message', exc)}"
                 if runner is not None:
                     runner.close()
@@ -381,11 +419,9 @@ def _time_candidates(manifest: Manifest, cands: list[Candidate], opener, *, roun
                     samples[label].append(clock() - t0)
             if r >= 1 and time.perf_counter() - start > budget_s:  # a slow model: two rounds are enough
                 break
-    except BaseException:
-        for runner in opened.values():
-            runner.close()
-        raise
-    return {k: float(np.median(v)) / 1e6 for k, v in samples.items()}, failed, opened
+    finally:
+        _close_all(opened)  # the winner included: opening it again costs one load and keeps the order safe
+    return {k: float(np.median(v)) / 1e6 for k, v in samples.items()}, failed
 
 
 def _timed(root: Path, manifest: Manifest, cands: list[Candidate], opener, threads, device, *, cache: bool,
@@ -398,16 +434,14 @@ def _timed(root: Path, manifest: Manifest, cands: list[Candidate], opener, threa
         c = labels[f"{entry['artifact']}/{entry['backend']}"]
         when = str(entry.get("timestamp", "?"))[:16]
         reason = f"{entry.get('reason', 'timed at load')}; timed {when}, cached in {path}"
-        return Choice(c.artifact.key, c.backend, threads, "cached", reason, dict(entry.get("timings_ms") or {})), None
-    timings, failed, opened = _time_candidates(manifest, cands, opener, rounds=rounds, calls=calls, budget_s=budget_s)
-    if not opened:
+        return Choice(c.artifact.key, c.backend, threads, "cached", reason, dict(entry.get("timings_ms") or {}))
+    timings, failed = _on_own_thread(lambda: _time_candidates(manifest, cands, opener, rounds=rounds, calls=calls,
+                                                              budget_s=budget_s))
+    if not timings:
         raise BackendError(f"no artifact of bundle '{manifest.name}' could be loaded here",
                            hint="; ".join(f"{k}: {v}" for k, v in failed.items()))
     ranked = sorted(timings, key=timings.get)
     win = ranked[0]
-    for label, runner in opened.items():
-        if label != win:
-            runner.close()
     nxt = f" (next: {ranked[1]} {timings[ranked[1]]:.3g} ms)" if len(ranked) > 1 else ""
     reason = f"fastest of {len(ranked)} timed at load: {timings[win]:.3g} ms per frame{nxt}"
     c = labels[win]
@@ -418,7 +452,7 @@ def _timed(root: Path, manifest: Manifest, cands: list[Candidate], opener, threa
                                  "timings_ms": choice.timings_ms,
                                  "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")},
                      manifest, here)
-    return choice, opened[win]
+    return choice
 
 
 # -- the policy ----------------------------------------------------------------------------------------------
@@ -427,11 +461,10 @@ def choose(root: str | Path, manifest: Manifest, *, open_candidate: Callable[[Ca
            device: str | None = None, profile=None, deploy_profile=None, store=None,
            accuracy_tolerance: float = ACCURACY_TOLERANCE, cache: bool = True, installed: list[str] | None = None,
            rounds: int = 5, calls: int = 3, budget_s: float = 3.0):
-    """Choose the artifact to run (see the module docstring for the precedence). Returns ``(Choice, opened)``:
-    ``opened`` is the winner as ``open_candidate`` returned it when timing opened it, else None.
+    """Choose the artifact to run (see the module docstring for the precedence); the caller opens it.
 
-    ``open_candidate(candidate, threads)`` opens one candidate as something with ``prepare(frame_bgr)``,
-    ``invoke(x)`` and ``close()`` (``Classifier.load`` passes a function that builds a ``Classifier``).
+    ``open_candidate(candidate, threads)`` opens one candidate for timing, as something with
+    ``prepare(frame_bgr)``, ``invoke(x)`` and ``close()`` (``Classifier.load`` builds a ``Classifier``).
     ``profile``: a ``DeviceProfile`` (level 4, and its ``default_threads`` where ``threads`` is not given). ``deploy_profile``: None/True = the bundle's
     ``deploy-profile.yaml`` if there is one, a path, or False. ``store``: None = ``edgerec-bench.jsonl`` in
     the bundle folder and in the current folder when they exist, paths, or False. ``cache``: reuse and
@@ -458,10 +491,10 @@ def choose(root: str | Path, manifest: Manifest, *, open_candidate: Callable[[Ca
         return open_candidate(c, default_threads)
 
     if format is not None and precision is not None:
-        return Choice(first.key, first_backend, default_threads, "flags", f"asked for {narrowed}"), None
+        return Choice(first.key, first_backend, default_threads, "flags", f"asked for {narrowed}")
     if len(cands) == 1:
         why = f"the only artifact that runs here{' with ' + narrowed if narrowed else ''}"
-        return Choice(first.key, first_backend, default_threads, "only", why), None
+        return Choice(first.key, first_backend, default_threads, "only", why)
     notes = []
     from ..bench.fingerprint import hardware
 
@@ -469,7 +502,7 @@ def choose(root: str | Path, manifest: Manifest, *, open_candidate: Callable[[Ca
     if deploy_profile is not False:
         choice, note = _from_deploy_profile(root, manifest, cands, deploy_profile, threads, default_threads, here)
         if choice is not None:
-            return choice, None
+            return choice
         if note:
             notes.append(note)
     accurate, excluded, acc_note = _accurate(cands, accuracy_tolerance)
@@ -481,15 +514,15 @@ def choose(root: str | Path, manifest: Manifest, *, open_candidate: Callable[[Ca
 
         choice = _from_store(manifest, accurate, paths, threads, default_threads, device_id(here))
         if choice is not None:
-            return dataclasses.replace(choice, reason=choice.reason + suffix, excluded=excluded), None
+            return dataclasses.replace(choice, reason=choice.reason + suffix, excluded=excluded)
     if profile is not None:
         choice = _from_device_profile(profile, accurate, threads)
         if choice is not None:
-            return dataclasses.replace(choice, reason=choice.reason + suffix, excluded=excluded), None
+            return dataclasses.replace(choice, reason=choice.reason + suffix, excluded=excluded)
     if len(accurate) == 1:
         c = accurate[0]
         return Choice(c.artifact.key, c.backend, default_threads, "only",
-                      "the only accurate artifact that runs here" + suffix, {}, excluded), None
-    choice, be = _timed(root, manifest, accurate, opener, default_threads, device, cache=cache, here=here,
-                        rounds=rounds, calls=calls, budget_s=budget_s)
-    return dataclasses.replace(choice, reason=choice.reason + suffix, excluded={**excluded, **choice.excluded}), be
+                      "the only accurate artifact that runs here" + suffix, {}, excluded)
+    choice = _timed(root, manifest, accurate, opener, default_threads, device, cache=cache, here=here,
+                    rounds=rounds, calls=calls, budget_s=budget_s)
+    return dataclasses.replace(choice, reason=choice.reason + suffix, excluded={**excluded, **choice.excluded})

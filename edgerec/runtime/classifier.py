@@ -137,13 +137,11 @@ class Classifier:
                 be.close()
                 raise
 
-        choice, clf = choose(root, manifest, open_candidate=open_candidate, backend=backend, format=format,
-                             precision=precision, threads=threads, device=device, profile=prof,
-                             deploy_profile=deploy_profile, store=bench_store, accuracy_tolerance=accuracy_tolerance,
-                             cache=choice_cache)
-        if clf is None:
-            artifact = next(a for a in manifest.ok_artifacts() if a.key == choice.artifact)
-            clf = open_candidate(Candidate(artifact, choice.backend), choice.threads)
+        choice = choose(root, manifest, open_candidate=open_candidate, backend=backend, format=format,
+                        precision=precision, threads=threads, device=device, profile=prof, deploy_profile=deploy_profile,
+                        store=bench_store, accuracy_tolerance=accuracy_tolerance, cache=choice_cache)
+        artifact = next(a for a in manifest.ok_artifacts() if a.key == choice.artifact)
+        clf = open_candidate(Candidate(artifact, choice.backend), choice.threads)
         clf.choice = choice
         return clf
 

@@ -42,9 +42,9 @@ def no_timing(monkeypatch, tmp_path):
     calls = []
 
     def fake(manifest, cands, opener, **_):
-        timings, failed, opened = real(manifest, cands, opener, rounds=1, calls=1, budget_s=0.0)
+        timings, failed = real(manifest, cands, opener, rounds=1, calls=1, budget_s=0.0)
         calls.append(1)
-        return dict.fromkeys(timings, 50.0), failed, opened
+        return dict.fromkeys(timings, 50.0), failed
 
     monkeypatch.setattr(choice_mod, "_time_candidates", fake)
     return calls
