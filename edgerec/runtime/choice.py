@@ -182,18 +182,22 @@ def _accurate(cands: list[Candidate], tolerance: float) -> tuple[list[Candidate]
     if not known:
         return cands, {}, "no accuracy recorded in the bundle"
     best = max(known)
-    floor = best - tolerance
+    # on a small verification set one image is more than a point: a one-image difference is no difference
+    n = min((c.artifact.verification.n_images for c in cands
+             if accs[c.label] is not None and getattr(c.artifact.verification, "n_images", 0)), default=0)
+    tol = max(tolerance, 1.0 / n) if n else tolerance
+    floor = best - tol
     keep, out, low = [], {}, {}
     for c in cands:
         acc = accs[c.label]
         if acc is None:
             out[c.label] = "no recorded accuracy"
         elif acc < floor - 1e-9:
-            out[c.label] = f"accuracy {acc:.3f} < {floor:.3f} (best {best:.3f} - {tolerance:g})"
+            out[c.label] = f"accuracy {acc:.3f} < {floor:.3f} (best {best:.3f} - {tol:.3g})"
             low.setdefault(c.artifact.key, acc)
         else:
             keep.append(c)
-    note = f"accuracy within {tolerance:g} of the best ({best:.3f})"
+    note = f"accuracy within {tol:.3g} of the best ({best:.3f}{f'; one image of {n}' if tol > tolerance else ''})"
     if low:
         note += "; below that: " + ", ".join(f"{k} ({v:.3f})" for k, v in low.items())
     unknown = sorted({k.split("/")[0] for k, v in out.items() if v == "no recorded accuracy"})

@@ -84,6 +84,22 @@ def test_accuracy_floor_leaves_out_a_fast_but_inaccurate_artifact(rt_onnx_bundle
         assert clf.artifact.key == "onnx-int8"
 
 
+def test_one_verification_image_is_no_difference():
+    from edgerec.bundle import Artifact
+    from edgerec.runtime.choice import Candidate, _accurate
+
+    def cand(precision, acc, n):
+        return Candidate(Artifact(format="tflite", precision=precision, verification=Verification(n, acc, 1.0, 0.0)),
+                         "litert")
+
+    # 40 images: 0.650 is one image below 0.675, 0.625 two
+    keep, out, note = _accurate([cand("int8", 0.675, 40), cand("fp32", 0.65, 40), cand("fp16", 0.625, 40)], 0.01)
+    assert [c.artifact.precision for c in keep] == ["int8", "fp32"] and list(out) == ["tflite-fp16/litert"]
+    assert note.startswith("accuracy within 0.025 of the best (0.675; one image of 40)")
+    keep, _, _ = _accurate([cand("int8", 0.99, 1000), cand("fp32", 0.975, 1000)], 0.01)  # 1000: one point holds
+    assert [c.artifact.precision for c in keep] == ["int8"]
+
+
 def test_percent_or_fraction_accuracy_reads_as_a_fraction():
     from edgerec.bundle import Artifact
 
