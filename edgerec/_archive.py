@@ -2,8 +2,11 @@
 
 Standard library only (the runtime and the device side use it). ``unpack`` refuses, before writing
 anything, an archive with a member that is absolute, climbs out with ``..``, is a link (symbolic or hard),
-a device, a FIFO, or anything but a regular file or folder. It extracts into a temporary sibling folder and
-renames it into place at the end, so a folder at ``dest`` is always a complete bundle.
+a device, a FIFO, or anything but a regular file or folder, and one whose members add up to more than
+``limits.MAX_ARCHIVE_BYTES`` or number more than ``limits.MAX_ARCHIVE_MEMBERS``. It extracts into a temporary
+sibling folder, checks it (``check=verify_bundle``), and only then renames the old folder aside and the new
+one in (renaming the old one back if that fails), so a folder at ``dest`` is always a complete bundle and
+a bad archive changes nothing.
 
 >>> pack("out/bundle", "out/bundle.edgerec")        # doctest: +SKIP
 >>> unpack("out/bundle.edgerec", "/opt/edgerec/models/v3")   # doctest: +SKIP
@@ -17,14 +20,15 @@ import shutil
 import tarfile
 import tempfile
 from pathlib import Path, PurePosixPath
+from typing import Callable
 
+from . import limits
 from .errors import BundleError
 
-__all__ = ["ARCHIVE_SUFFIXES", "pack", "unpack", "list_members", "is_archive"]
+__all__ = ["ARCHIVE_SUFFIXES", "pack", "unpack", "list_members", "read_manifest_bytes", "is_archive"]
 
 ARCHIVE_SUFFIXES = (".edgerec", ".tar.gz", ".tgz")
 MANIFEST = "edgerec.json"
-_MAX_MEMBERS = 10_000
 
 
 def is_archive(path: str | Path) -> bool:
@@ -84,32 +88,78 @@ def _check_member(m: tarfile.TarInfo, where: Path) -> None:
         kind = "device" if (m.ischr() or m.isblk()) else "FIFO" if m.isfifo() else "special file"
         raise BundleError(f"{where}: member '{name}' is a {kind}; refusing to unpack")
 
+def _is_manifest(m: tarfile.TarInfo) -> bool:
+    return m.isfile() and PurePosixPath(m.name).as_posix().lstrip("./") == MANIFEST
+
 
 def list_members(archive: str | Path) -> list[tarfile.TarInfo]:
-    """Every member after the safety checks (raises ``BundleError`` on the first bad one)."""
+    """Every member after the safety checks (raises ``BundleError`` on the first bad one).
+
+    Headers are read one at a time, so a bad member, too many members or too many bytes stop the listing there.
+    """
+    archive = Path(archive)
+    if not archive.is_file():
+        raise BundleError(f"archive not found: {archive}")
+    members: list[tarfile.TarInfo] = []
+    total = 0
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            for m in tar:
+                _check_member(m, archive)
+                members.append(m)
+                total += m.size
+                if len(members) > limits.MAX_ARCHIVE_MEMBERS:
+                    raise BundleError(f"{archive} has more than {limits.MAX_ARCHIVE_MEMBERS} members "
+                                      "(limits.MAX_ARCHIVE_MEMBERS); a bundle has far fewer; refusing to unpack",
+                                      hint="this is not a bundle archive; pack one with `edgerec bundle pack`")
+                if total > limits.MAX_ARCHIVE_BYTES:
+                    raise BundleError(f"{archive} would unpack to more than {limits.MAX_ARCHIVE_BYTES / 2**30:g} GiB "
+                                      "(limits.MAX_ARCHIVE_BYTES); refusing to unpack",
+                                      hint="this is not a bundle archive, or a bundle far larger than a board can hold")
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise BundleError(f"{archive} is not a readable bundle archive: {exc}") from exc
+    if not any(_is_manifest(m) for m in members):
+        raise BundleError(f"{archive} has no {MANIFEST} at its root", hint="pack a bundle folder with `edgerec bundle pack`")
+    return members
+
+
+def read_manifest_bytes(archive: str | Path) -> bytes:
+    """The archive's ``edgerec.json``, read without extracting anything (``edgerec bundle info``).
+
+    ``pack`` writes the manifest among the first members, so this reads the headers up to it and no further.
+    """
     archive = Path(archive)
     if not archive.is_file():
         raise BundleError(f"archive not found: {archive}")
     try:
         with tarfile.open(archive, "r:*") as tar:
-            members = tar.getmembers()
+            for i, m in enumerate(tar):
+                _check_member(m, archive)
+                if i >= limits.MAX_ARCHIVE_MEMBERS:
+                    break
+                if _is_manifest(m):
+                    if m.size > limits.MAX_MANIFEST_BYTES:
+                        raise BundleError(f"{archive}: its {MANIFEST} is {m.size / 2**20:.1f} MB; that is not a manifest")
+                    return tar.extractfile(m).read()
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise BundleError(f"{archive} is not a readable bundle archive: {exc}") from exc
-    if len(members) > _MAX_MEMBERS:
-        raise BundleError(f"{archive} has {len(members)} members; a bundle has far fewer")
-    for m in members:
-        _check_member(m, archive)
-    if not any(PurePosixPath(m.name).as_posix().lstrip("./") == MANIFEST for m in members if m.isfile()):
-        raise BundleError(f"{archive} has no {MANIFEST} at its root", hint="pack a bundle folder with `edgerec bundle pack`")
-    return members
+    raise BundleError(f"{archive} has no {MANIFEST} at its root", hint="pack a bundle folder with `edgerec bundle pack`")
 
 
-def unpack(archive: str | Path, dest: str | Path, *, overwrite: bool = False) -> Path:
-    """Extract ``archive`` into the folder ``dest`` (created; must not exist unless ``overwrite``)."""
+def unpack(archive: str | Path, dest: str | Path, *, overwrite: bool = False,
+           check: Callable[[Path], object] | None = None) -> Path:
+    """Extract ``archive`` into the folder ``dest`` (created; must not exist unless ``overwrite``).
+
+    ``check(folder)`` (e.g. ``verify_bundle``) runs on the extracted folder before it replaces anything;
+    if it raises, or anything else fails, ``dest`` is as it was and nothing new is left behind.
+    """
     archive, dest = Path(archive), Path(dest)
     members = list_members(archive)
     if dest.exists() and not overwrite:
         raise BundleError(f"{dest} already exists", hint="choose another folder or pass overwrite=True (--force)")
+    if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
+        raise BundleError(f"{dest} exists and is not a folder; refusing to replace it", hint="choose another folder")
+    created = next((p for p in reversed(dest.parents) if not p.exists()), None)  # the first folder made for dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
@@ -120,13 +170,35 @@ def unpack(archive: str | Path, dest: str | Path, *, overwrite: bool = False) ->
                     raise BundleError(f"{archive}: member '{m.name}' resolves outside the target; refusing to unpack")
             # the checks above are ours; the "data" filter is the standard library's second line of defence
             tar.extractall(tmp, members=members, filter="data")
-        if dest.exists():
-            shutil.rmtree(dest)
-        tmp.rename(dest)
+        if check is not None:
+            check(tmp)
+        _swap_in(tmp, dest)
     except (tarfile.TarError, OSError) as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _clean(tmp, created)
         raise BundleError(f"could not unpack {archive}: {exc}") from exc
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _clean(tmp, created)
         raise
     return dest
+
+
+def _swap_in(new: Path, dest: Path) -> None:
+    """``new`` becomes ``dest``: the old folder is renamed aside first, and back if the second rename fails."""
+    if not dest.exists():
+        new.rename(dest)
+        return
+    aside = Path(tempfile.mkdtemp(prefix=f".{dest.name}.old.", dir=dest.parent))
+    aside.rmdir()  # a free name beside dest, for one rename(2)
+    dest.rename(aside)
+    try:
+        new.rename(dest)
+    except BaseException:
+        aside.rename(dest)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _clean(tmp: Path, created: Path | None) -> None:
+    shutil.rmtree(tmp, ignore_errors=True)
+    if created is not None:  # the folders this unpack made for dest hold nothing of value
+        shutil.rmtree(created, ignore_errors=True)

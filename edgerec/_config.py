@@ -2,6 +2,11 @@
 
 An unknown key fails with a suggestion; values are coerced to the field's type (Enums, tuples,
 bools from strings) and a value that does not fit names the key and the expected type. Never eval.
+
+Every YAML edgerec reads (configs, recipes, pipelines, inventories, ``--set`` values) goes through
+``parse_yaml``: PyYAML's safe loader (no Python tags), UTF-8 only, at most ``limits.MAX_YAML_BYTES``, and
+refused before construction when aliases would expand it past ``limits.MAX_YAML_NODES`` nodes ("billion
+laughs": a few kB that expand to gigabytes).
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ import typing
 from pathlib import Path
 from typing import Any, Mapping, TypeVar
 
+from . import limits
 from .errors import ConfigError, suggest
 
-__all__ = ["from_mapping", "to_mapping", "load_yaml", "merge"]
+__all__ = ["from_mapping", "to_mapping", "load_yaml", "parse_yaml", "merge"]
 
 T = TypeVar("T")
 
@@ -23,17 +29,76 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping; a missing file or a non-mapping document is a ``ConfigError``."""
+def parse_yaml(text: str | bytes, *, where: str = "YAML") -> Any:
+    """One YAML document, safely (see the module doc); every failure is a ``ConfigError`` naming ``where``."""
     import yaml
 
+    if len(text) > limits.MAX_YAML_BYTES:
+        raise ConfigError(f"{where} is {len(text) / 2**20:.1f} MB; YAML files edgerec reads are at most "
+                          f"{limits.MAX_YAML_BYTES / 2**20:g} MB", hint="is this the right file?")
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{where} is not UTF-8 text ({exc.reason} at byte {exc.start})",
+                              hint="save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)") from None
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_expansion(node, where)
+        return loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where} is not valid YAML: {' '.join(str(exc).split())}",
+                          hint="only plain YAML is read: no !!python tags") from None
+    except RecursionError:
+        raise ConfigError(f"{where} nests too deeply to read", hint="is this the right file?") from None
+    finally:
+        loader.dispose()
+
+
+def _check_expansion(root, where: str) -> None:
+    """Count the nodes ``root`` has with every alias expanded (aliases share node objects), without expanding."""
+    import yaml
+
+    size: dict[int, int] = {}
+    stack = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if key in size and size[key] >= 0:
+            continue
+        if isinstance(node, yaml.MappingNode):
+            kids = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            kids = list(node.value)
+        else:
+            kids = []
+        if not children_done:
+            if size.get(key) == -1:
+                raise ConfigError(f"{where}: an alias refers to a node that contains it", hint="remove the recursive alias")
+            size[key] = -1  # in progress
+            stack.append((node, True))
+            stack.extend((k, False) for k in kids if size.get(id(k), -2) < 0)
+            continue
+        total = 1 + sum(size[id(k)] for k in kids)
+        if total > limits.MAX_YAML_NODES:
+            raise ConfigError(f"{where}: aliases expand this document to more than {limits.MAX_YAML_NODES} values "
+                              "(limits.MAX_YAML_NODES)", hint="write the values out, or use fewer nested aliases")
+        size[key] = total
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping; a missing file or a non-mapping document is a ``ConfigError``."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}", hint="check the path given to --config")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    data = parse_yaml(raw, where=str(path)) or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping of keys to values, not {type(data).__name__}")
     return data

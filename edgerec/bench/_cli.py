@@ -24,19 +24,11 @@ EXIT_BUDGET_MISSED = 1
 
 
 def _threads(text: str) -> tuple[int | None, ...]:
-    out = []
-    for part in text.split(","):
-        part = part.strip().lower()
-        if not part:
-            continue
-        if part in ("auto", "default", "0"):
-            out.append(None)
-            continue
-        try:
-            out.append(int(part))
-        except ValueError:
-            raise ConfigError(f"--threads takes numbers like 1,2,4 (or auto), got '{part}'") from None
-    return tuple(out) or (None,)
+    """``1,2,4``; each value by ``limits.resolve_threads`` (auto, 0, -1: the backend's default)."""
+    from ..limits import resolve_threads
+
+    out = [resolve_threads(part, what="--threads") for part in text.split(",") if part.strip()]
+    return tuple(dict.fromkeys(out)) or (None,)
 
 
 def _pin_cores(text: str | None, threads: tuple[int | None, ...]) -> tuple[int, ...] | None:

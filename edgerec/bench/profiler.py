@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ..bundle import Artifact, Manifest, verify_bundle
+from ..bundle import Artifact, Manifest, bundle_path, verify_bundle
 from ..errors import BackendError, ConfigError, suggest
 from .fingerprint import device_warnings, fingerprint
 from .inputs import BenchImages, load_images, prepare_tensors
@@ -148,7 +148,8 @@ def _load(m: Measurement, root: Path, manifest: Manifest, images: BenchImages) -
     m.tensors = prepare_tensors(images.frames, manifest, m.artifact)
     m.rss_before = rss_mb()
     t0 = time.perf_counter_ns()
-    m.backend = open_backend(root / m.artifact.file, m.artifact, backend=m.backend_name, threads=m.threads)
+    path = bundle_path(root, m.artifact.file or m.artifact.files[0], what=f"{m.artifact.key} file")
+    m.backend = open_backend(path, m.artifact, backend=m.backend_name, threads=m.threads)
     m.load_ns = time.perf_counter_ns() - t0
     m.rss_after_load = rss_mb()
     x = m.tensors[0]

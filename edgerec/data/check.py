@@ -179,6 +179,8 @@ def _skip_kind(reason: str) -> str:
         return "not_image"
     if reason.startswith("not inside"):
         return "outside_class_folder"  # or outside a split folder, in pre-split data
+    if reason.startswith("symbolic link"):
+        return "link_not_followed"
     return "missing"
 
 

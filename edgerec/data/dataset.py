@@ -143,15 +143,34 @@ class _Scan:
     # (split, class) for every class folder found, so an empty one can be named
     folders: dict[tuple[str | None, str], Path] = dataclasses.field(default_factory=dict)
     classes: tuple[str, ...] = ()
+    # real paths of the root, split and class folders and of every folder walked: each is walked once
+    walked: set[Path] = dataclasses.field(default_factory=set)
 
 
 def _visible_dirs(path: Path) -> list[Path]:
     return sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _class_files(folder: Path) -> Iterable[Path]:
+def _class_files(folder: Path, dataset_root: Path, scan: "_Scan") -> Iterable[Path]:
+    """Files below a class folder. Links to folders are followed only while they stay inside the dataset
+    (or the class folder's own real location) and lead to a folder not walked yet (not the root, a split, a
+    class or a folder seen before): a link to ``/etc``, a loop, or a second path to another class's images
+    is listed in ``scan.skipped`` instead of being walked."""
+    allowed = (dataset_root.resolve(), folder.resolve())
+    seen, skipped = scan.walked, scan.skipped
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        keep = []
+        for d in sorted(d for d in dirnames if not d.startswith(".")):
+            sub = Path(dirpath, d)
+            real = sub.resolve()
+            if sub.is_symlink() and not any(real == a or a in real.parents for a in allowed):
+                skipped.append((sub, f"symbolic link to a folder outside the dataset ({real}); not followed"))
+            elif real in seen:
+                skipped.append((sub, f"symbolic link to a folder already walked ({real}: a loop or a second path to it); not followed"))
+            else:
+                seen.add(real)
+                keep.append(d)
+        dirnames[:] = keep
         for name in sorted(filenames):
             if not name.startswith("."):
                 yield Path(dirpath, name)
@@ -163,7 +182,7 @@ def _scan_imagefolder(root: Path, split: str | None, scan: _Scan) -> None:
         scan.skipped.append((f, "not inside a class folder"))
     for cls_dir in _visible_dirs(base):
         scan.folders[(split, cls_dir.name)] = cls_dir
-        for f in _class_files(cls_dir):
+        for f in _class_files(cls_dir, root, scan):
             if is_image_file(f):
                 scan.entries.append(_Entry(f, (cls_dir.name,), SPLIT_ALIASES.get(split) if split else None))
             else:
@@ -174,6 +193,7 @@ def _scan_folder(root: Path) -> _Scan:
     subdirs = _visible_dirs(root)
     split_dirs = [d for d in subdirs if d.name.lower() in SPLIT_ALIASES]
     scan = _Scan(root=root, source=root, layout="imagefolder", entries=[], skipped=[])
+    scan.walked = {p.resolve() for p in [root, *subdirs, *(c for d in split_dirs for c in _visible_dirs(d))]}
     if split_dirs and any(SPLIT_ALIASES[d.name.lower()] == "train" for d in split_dirs):
         others = [d.name for d in subdirs if d not in split_dirs]
         if others:

@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from ..errors import DataError
+from ..limits import check_image_pixels
 from ..runtime.image import IMAGE_EXTENSIONS, read_image_bgr
 
 __all__ = ["IMAGE_EXTENSIONS", "read_image", "is_image_file", "ImageInfo", "probe_image", "upright_size"]
@@ -55,6 +56,11 @@ def _open(path: Path, draft: int | None = None):
     try:
         im = Image.open(path)
         full_size = im.size
+        try:  # from the header, before decoding: the limit the runtime's image source applies too
+            check_image_pixels(*full_size, where=str(path))
+        except DataError:
+            im.close()
+            raise
         if draft and im.format == "JPEG":
             # JPEG's DCT can decode at 1/2, 1/4 or 1/8 scale; Pillow picks the smallest that keeps both
             # sides >= draft, so a later resize to ``draft`` loses nothing and decoding is several times faster.

@@ -21,8 +21,10 @@ def _ssh_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _connect(args, target: str):
+    from .names import check_root
     from .ssh import Target, connect
 
+    check_root(args.root)  # before connecting: a bad --root is a typo, not a network problem
     return connect(Target.parse(target), identity=args.identity, known_hosts=args.known_hosts,
                    insecure_accept_new=args.insecure_accept_new)
 
@@ -124,8 +126,13 @@ def rollback_main(argv: list[str]) -> int:
     p.add_argument("--health-timeout", type=float, default=30.0)
     _ssh_flags(p)
     args = p.parse_args(argv)
+    from ..errors import ConfigError
     from .deploy import rollback
+    from .names import check_name
 
+    for flag, value in (("--name", args.name), ("--to", args.to)):
+        if value is not None:
+            check_name(value, flag, error=ConfigError)
     with _connect(args, args.target) as conn:
         res = rollback(conn, root=args.root, to=args.to, name=args.name, health_timeout=args.health_timeout)
     print(f"{res.target}: {res.name} {res.version} is current again (was {res.previous}); "

@@ -38,6 +38,7 @@ __all__ = [
     "stop",
     "switch",
     "activate",
+    "bundle_problem",
     "main",
 ]
 
@@ -363,10 +364,30 @@ class _TakeOverLock:
         self._thread.join(5)
 
 
+def bundle_problem(folder: Path) -> str | None:
+    """Why the bundle in ``folder`` must not run (``verify_bundle``, as the laptop checked it), or None."""
+    from ..bundle import verify_bundle  # imported here: the other board commands start without jsonschema
+    from ..errors import EdgerecError
+
+    try:
+        verify_bundle(folder)
+    except EdgerecError as exc:
+        return exc.message
+    except Exception as exc:  # a check that cannot run must not let an unchecked bundle start
+        return f"the check itself failed: {type(exc).__name__}: {exc}"
+    return None
+
+
 def _activate(root: Path, name: str, version: str, previous: str | None, timeout: float, action: str,
               extra: dict | None) -> dict:
-    how = _restart(root)
-    health = wait_healthy(root, version, timeout)
+    problem = bundle_problem(root / "models" / name / version)
+    if problem:  # never started: the service still runs what it ran, and the rollback below restores `current`
+        health = {"healthy": False, "seconds": 0.0, "reason": f"the bundle on the board does not check out: {problem}",
+                  "state": service_state(root)}
+        how = "not started"
+    else:
+        how = _restart(root)
+        health = wait_healthy(root, version, timeout)
     health["service_kind"] = how
     event = {"time": time.time(), "action": action, "name": name, "version": version, "from": previous, **(extra or {}),
              "health": {k: health.get(k) for k in ("healthy", "seconds", "reason")}}
@@ -438,6 +459,15 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(res))
         return 0 if res["healthy"] else 1
     elif cmd == "activate":  # activate NAME VERSION PREVIOUS|"" TIMEOUT ACTION
+        from ..errors import EdgerecError
+        from .names import check_name
+
+        try:
+            for value, what in ((rest[0], "model name"), (rest[1], "version"), (rest[2] or "x", "previous version")):
+                check_name(value, what)
+        except EdgerecError as exc:
+            print(json.dumps({"healthy": False, "reason": exc.message}))
+            return 2
         signal.signal(signal.SIGHUP, signal.SIG_IGN)  # finish (and roll back if needed) even if SSH drops
         res = activate(root, rest[0], rest[1], rest[2] or None, float(rest[3]), rest[4] if len(rest) > 4 else "deploy")
         text = json.dumps(res)

@@ -2,14 +2,16 @@
 
     edgerec deploy out/digits/bundle pi@kitchen.local
 
-1. the bundle is verified locally (schema + every sha256); a bundle that fails is never uploaded;
+1. the bundle is verified locally (``verify_bundle``: schema, contract hash, every sha256) and its name and
+   version checked as board folder names (``names.check_name``); a bundle that fails is never uploaded;
 2. the board lock is taken (``flock``; two deploys to one board run one after the other);
 3. leftovers of interrupted uploads are removed, then files go to ``models/<name>/.staging-<version>-<id>/``;
 4. ``sha256sum -c`` runs ON THE BOARD over every uploaded file; a mismatch stops before anything changes;
 5. the staging folder becomes ``models/<name>/<version>/`` and ``current`` is switched atomically
-   (``ln -s`` to a temporary name, then ``mv -T``, a single rename(2));
-6. the service restarts and must be active and print its first prediction within the health timeout,
-   otherwise the previous version is switched back and restarted, and the error says why;
+   (``ln -s`` to a temporary name, then ``mv -T``, a single rename(2)); every command passes ``--`` before
+   names and quotes them;
+6. the board checks the bundle again (the same ``verify_bundle``), then the service restarts and must be
+   active and print its first prediction within the health timeout, otherwise the previous version is switched back and restarted, and the error says why;
 7. all but the newest ``keep`` versions are removed (never the current or the previous one).
 """
 
@@ -24,8 +26,9 @@ from pathlib import Path, PurePosixPath
 from typing import Callable
 
 from ..bench.deploy_profile import DEPLOY_PROFILE_NAME, DeployProfile
-from ..bundle import MANIFEST_NAME, sha256_file, verify_bundle
+from ..bundle import MANIFEST_NAME, bundle_path, hashed_files, sha256_file, verify_bundle
 from ..errors import BundleError, ConfigError, DeployError
+from .names import check_name, check_root
 from .ssh import Connection, q
 
 __all__ = [
@@ -64,29 +67,12 @@ class DeployResult:
         return asdict(self)
 
 
-def check_name(value: str, what: str) -> str:
-    """Names and versions become folder names on the board: any characters except '/', NUL, newline, backslash."""
-    if not value or value in (".", "..") or value.startswith(".") or any(c in value for c in "/\0\n\r\\"):
-        raise BundleError(
-            f"{what} {value!r} cannot be a folder name on the board",
-            hint=f"re-export with a {what} without '/', backslash, newlines or a leading '.'",
-        )
-    return value
-
-
 def bundle_files(root: Path, manifest) -> dict[str, str]:
-    """Every file the board needs, bundle-relative, with its sha256 (manifest hashes where it has them)."""
-    from ..bundle import iter_artifact_files
-
-    files: dict[str, str] = {}
-    for _, rel, digest in iter_artifact_files(manifest):
-        files[rel] = digest
-    for a in manifest.ok_artifacts():  # files of an artifact the manifest lists but does not hash
-        for rel in (a.file, *a.files):
-            if rel and rel not in files:
-                files[rel] = sha256_file(root / rel)
+    """Every file the board needs, bundle-relative, with the sha256 the manifest gives it (``verify_bundle``
+    checked them all); only the check images of bundles older than ``check_images_sha256`` are hashed here."""
+    files = hashed_files(manifest)
     for rel in manifest.check_images:
-        if (root / rel).is_file() and rel not in files:
+        if rel not in files and bundle_path(root, rel, what="check image").is_file():
             files[rel] = sha256_file(root / rel)
     files[MANIFEST_NAME] = sha256_file(root / MANIFEST_NAME)
     if (root / DEPLOY_PROFILE_NAME).is_file():  # `edgerec bench --recommend`'s choice: the board's runtime runs it
@@ -129,9 +115,11 @@ class Board:
 
     def __init__(self, conn: Connection, root: str = DEFAULT_ROOT):
         self.conn = conn
+        check_root(root)
         if root == "~" or root.startswith("~/"):
             home = conn.run('printf %s "$HOME"', what="finding the home folder").stdout.strip()
-            root = home + root[1:]
+            root = check_root(home + root[1:], what="the board's home folder")
+        # absolute from here on, so no path in a board command can start with '-'
         self.root = root.rstrip("/") or "/"
         self._config: dict | None = None
 
@@ -164,22 +152,24 @@ class Board:
         return [v for v in r.stdout.splitlines() if v and not v.startswith(".") and v != "current"]
 
     def current(self, name: str) -> str | None:
-        r = self.conn.run(f"readlink {q(self.path('models', name, 'current'))} || true", what="reading current")
+        r = self.conn.run(f"readlink -- {q(self.path('models', name, 'current'))} || true", what="reading current")
         return r.stdout.strip() or None
 
     def active_name(self) -> str | None:
-        r = self.conn.run(f"readlink {q(self.path('active'))} || true", what="reading active")
+        r = self.conn.run(f"readlink -- {q(self.path('active'))} || true", what="reading active")
         v = r.stdout.strip()
         return v.split("/", 1)[1] if v.startswith("models/") else None
 
     def switch_script(self, name: str, version: str) -> str:
         """Point ``models/<name>/current`` at ``version`` and ``active`` at ``models/<name>``, each by one rename(2)."""
+        name, version = check_name(name, "model name"), check_name(version, "version")
         d = self.path("models", name)
         tmp = f".current.{secrets.token_hex(4)}"
         atmp = f".active.{secrets.token_hex(4)}"
         return (
-            f"cd {q(d)} && test -d {q(version)} && ln -s {q(version)} {q(tmp)} && mv -T {q(tmp)} current && "
-            f"touch -- {q(version)} && cd {q(self.root)} && ln -s {q('models/' + name)} {q(atmp)} && mv -T {q(atmp)} active"
+            f"cd {q(d)} && test -d {q(version)} && ln -s -- {q(version)} {q(tmp)} && mv -T -- {q(tmp)} current && "
+            f"touch -- {q(version)} && cd {q(self.root)} && ln -s -- {q('models/' + name)} {q(atmp)} && "
+            f"mv -T -- {q(atmp)} active"
         )
 
     def switch(self, name: str, version: str) -> None:
@@ -289,7 +279,7 @@ def _deploy_locked(board: Board, bundle: Path, files: dict[str, str], res: Deplo
     prep = (
         f"mkdir -p {q(models)} && rm -rf -- {q(board.path('models'))}/*/.staging-* {q(models)}/.current.* "
         f"{q(models)}/.trash-* {q(board.root)}/.active.* || exit 1\n"
-        f"printf 'previous=%s\\n' \"$(readlink {q(models + '/current')})\"\n"
+        f"printf 'previous=%s\\n' \"$(readlink -- {q(models + '/current')})\"\n"
         f"if [ -f {q(board.path('board.json'))} ]; then printf 'config=%s\\n' \"$(tr -d '\\n' < {q(board.path('board.json'))})\"; "
         f"else echo config=; {'exit 0' if service else ':'}; fi\n"
     )
@@ -398,10 +388,16 @@ def _prune_script(board: Board, name: str, keep: int, protect: set) -> str:
 def rollback(conn: Connection, *, root: str = DEFAULT_ROOT, to: str | None = None, name: str | None = None,
              health_timeout: float = 30.0, lock_wait: float = 300.0) -> DeployResult:
     """Switch the active model back to ``to`` (default: the version active before the current one)."""
+    # validated before anything runs on the board: `--name ../..` must not become a path there
+    if name is not None:
+        check_name(name, "--name", error=ConfigError)
+    if to is not None:
+        check_name(to, "--to", error=ConfigError)
     board = Board(conn, root)
     name = name or board.active_name()
     if not name:
         raise DeployError(f"{conn.target}: no model is active on this board", hint="deploy one with `edgerec deploy`")
+    check_name(name, "active model name", error=DeployError)
     with conn.lock(board.path(".lock"), wait=lock_wait):
         current = board.current(name)
         versions = board.versions(name)

@@ -20,7 +20,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from ..bundle import MANIFEST_NAME, Manifest, validate, verify_bundle
+from .. import limits
+from ..bundle import MANIFEST_NAME, Manifest, parse_manifest, validate, verify_bundle
 from ..errors import BundleError, DeployError
 from . import board as _board
 from .deploy import DEFAULT_ROOT, DeployResult, check_name
@@ -36,8 +37,8 @@ def _fetch(url: str, dest: Path | None, timeout: float) -> tuple[bytes | None, s
     size = 0
     try:
         with urllib.request.urlopen(url, timeout=timeout) as r:
-            if dest is None:
-                body = r.read()
+            if dest is None:  # the manifest: one byte over the limit is enough for parse_manifest to refuse it
+                body = r.read(limits.MAX_MANIFEST_BYTES + 1)
                 h.update(body)
                 return body, h.hexdigest(), len(body)
             with open(dest, "wb") as f:
@@ -94,10 +95,7 @@ def pull(url: str, *, root: str | Path = DEFAULT_ROOT, service: bool = True, hea
     base = url if url.endswith("/") else url + "/"
     t0 = time.perf_counter()
     body, _, _ = _fetch(urllib.parse.urljoin(base, MANIFEST_NAME), None, timeout)
-    try:
-        data = json.loads(body)
-    except ValueError as exc:
-        raise BundleError(f"{base}{MANIFEST_NAME} is not valid JSON: {exc}") from exc
+    data = parse_manifest(body, where=base + MANIFEST_NAME)
     validate(data, where=base + MANIFEST_NAME)
     manifest = Manifest.from_dict(data)
     name, version = check_name(manifest.name, "bundle name"), check_name(manifest.version, "version")

@@ -274,7 +274,13 @@ def connect(
 
     ``known_hosts`` defaults to ``~/.ssh/known_hosts``. An unknown host is refused unless
     ``insecure_accept_new`` (then its key is recorded there); a changed key is always refused.
+    ``identity`` must be a key file that exists (``ConfigError`` otherwise, before any network traffic).
     """
+    if identity is not None and not Path(identity).expanduser().is_file():
+        raise ConfigError(f"identity file {identity} does not exist" if not Path(identity).expanduser().exists()
+                          else f"identity {identity} is not a file",
+                          hint="pass the private key file (e.g. --identity ~/.ssh/id_ed25519), or leave --identity out "
+                               "to use the ssh agent and ~/.ssh keys")
     paramiko = require("paramiko", "deploy", purpose="deploying over SSH")
 
     kh = Path(known_hosts).expanduser() if known_hosts else Path("~/.ssh/known_hosts").expanduser()
@@ -299,7 +305,8 @@ def connect(
         if target.port == 22 and cfg.get("port"):
             port = int(cfg["port"])
         if key is None and cfg.get("identityfile"):
-            key = cfg["identityfile"][0]
+            # like ssh: an IdentityFile of ~/.ssh/config that does not exist is skipped, not an error
+            key = next((k for k in cfg["identityfile"] if Path(k).expanduser().is_file()), None)
     import getpass
 
     user = user or getpass.getuser()
@@ -338,6 +345,9 @@ def connect(
         raise DeployError(f"{target}: SSH failed: {exc}") from exc
     except OSError as exc:
         client.close()
+        if key and getattr(exc, "filename", None) and Path(exc.filename) == Path(key).expanduser():
+            raise ConfigError(f"cannot read the identity file {key} ({exc.strerror or exc})",
+                              hint="check the key file's path and permissions") from exc
         raise DeployError(
             f"{target}: cannot reach {host}:{port} ({exc.strerror or exc})",
             hint="is the board on, on this network, and running sshd?",

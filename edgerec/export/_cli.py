@@ -35,17 +35,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-int8-drop", type=float, help="int8 may be at most this many points under fp32 (default 1.5)")
     p.add_argument("--min-agreement", type=float, help="fp32/fp16 top-1 agreement with PyTorch, 0..1 (default 0.99)")
     p.add_argument("--max-eval", type=int, help="cap of held-out images used for verification (default 500)")
-    p.add_argument("--threads", type=int, help="CPU threads for conversion and verification (default 2)")
+    p.add_argument("--threads", help="CPU threads for conversion and verification (default 2; auto, 0 or -1: all)")
     p.add_argument("--no-archive", action="store_true", help="skip the single-file archive")
     p.add_argument("--json", action="store_true", help="print the manifest as JSON after the table")
     return p
 
 
 def main(argv: list[str]) -> int:
+    from ..limits import resolve_threads
     from . import export
     from ._orchestrate import load_recipe
 
     args = _parser().parse_args(argv)
+    if args.threads is not None:
+        args.threads = resolve_threads(args.threads) or 0  # 0: torch and the backends use every core
     kw = load_recipe(args.recipe) if args.recipe else {}
     flags = {"formats": args.formats, "precisions": args.precision, "calib": args.calib, "img_size": args.img_size,
              "embed_preprocess": args.embed_preprocess, "max_int8_drop": args.max_int8_drop,
@@ -72,7 +75,7 @@ def _bundle_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("verify", help="re-check file hashes and the schema; --run also re-runs the check images")
     s.add_argument("bundle")
     s.add_argument("--run", action="store_true", help="run every artifact on the bundle's check images")
-    s.add_argument("--threads", type=int, default=2)
+    s.add_argument("--threads", default="2", help="inference threads for --run (auto, 0 or -1: the backend's default)")
     s = sub.add_parser("pack", help="write the single-file archive of a bundle folder")
     s.add_argument("folder")
     s.add_argument("--out", help="archive path (default FOLDER.edgerec)")
@@ -102,35 +105,45 @@ def _open(path: str, stack) -> Path:
 
 
 def _info(args) -> int:
-    from contextlib import ExitStack
-
-    from ..bundle import load_manifest
+    from .._archive import is_archive, read_manifest_bytes
+    from ..bundle import Manifest, load_manifest, parse_manifest, validate
     from ._orchestrate import print_info
 
-    with ExitStack() as stack:
-        root = _open(args.bundle, stack)
-        m = load_manifest(root)
-        if args.json:
-            print(json.dumps(m.to_dict(), indent=2))
-        else:
-            print_info(m, source=args.bundle)
+    if is_archive(args.bundle):  # the manifest alone: nothing is extracted to print it
+        where = f"{args.bundle}:edgerec.json"
+        data = parse_manifest(read_manifest_bytes(args.bundle), where=where)
+        validate(data, where=where)
+        m = Manifest.from_dict(data)
+    elif Path(args.bundle).is_dir() or Path(args.bundle).name == "edgerec.json":
+        m = load_manifest(args.bundle)
+    else:
+        raise BundleError(f"{args.bundle} is neither a bundle folder nor a bundle archive (.edgerec, .tar.gz)")
+    if args.json:
+        print(json.dumps(m.to_dict(), indent=2))
+    else:
+        print_info(m, source=args.bundle)
     return 0
 
 
 def _verify(args) -> int:
     from contextlib import ExitStack
 
-    from ..bundle import verify_bundle
+    from ..bundle import hashed_files, integrity_notes, verify_bundle
+    from ..limits import resolve_threads
 
+    threads = resolve_threads(args.threads)
     with ExitStack() as stack:
         root = _open(args.bundle, stack)
         m = verify_bundle(root)
-        n = sum(len(a.sha256) for a in m.ok_artifacts())
-        print(f"{args.bundle}: schema {m.schema_version} ok, {n} file hashes ok, {len(m.ok_artifacts())} artifacts")
+        n = len(hashed_files(m))
+        contract = "contract hash ok, " if m.contract_sha256 else ""
+        print(f"{args.bundle}: schema {m.schema_version} ok, {contract}{n} file hashes ok, {len(m.ok_artifacts())} artifacts")
+        for note in integrity_notes(m):
+            print(f"note: {note}", file=sys.stderr)
         if args.run:
             from .verify import run_checks
 
-            rows = run_checks(root, threads=args.threads)
+            rows = run_checks(root, threads=threads)
             if not rows:
                 print("no check images in this bundle")
             changed = []
@@ -168,9 +181,8 @@ def _unpack(args) -> int:
     from .._archive import unpack
     from ..bundle import verify_bundle
 
-    dest = unpack(args.archive, args.dest, overwrite=args.force)
-    verify_bundle(dest)
-    print(dest)
+    # verified in a temporary folder beside DEST; DEST changes only when the new bundle checks out
+    print(unpack(args.archive, args.dest, overwrite=args.force, check=verify_bundle))
     return 0
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from ..errors import ConfigError
 
@@ -44,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--deploy-profile", default=None, metavar="PATH",
                    help="auto choice: this deploy profile instead of the bundle's deploy-profile.yaml ('none': ignore it)")
     g.add_argument("--retime", action="store_true", help="auto choice: time the artifacts again instead of using the cached choice")
-    g.add_argument("--threads", type=int, default=None, help="inference threads")
+    g.add_argument("--threads", default=None, help="inference threads (auto, 0 or -1: the backend chooses)")
     g.add_argument("--device", default=None, help="backend device: CPU/GPU/NPU (OpenVINO), cuda/tensorrt (ONNX Runtime)")
     g.add_argument("--profile", default=None, help="device profile name whose defaults apply (see edgerec device)")
     g.add_argument("--no-verify", action="store_true", help="skip the sha256 check of the bundle's files")
@@ -92,7 +94,28 @@ def _sinks(args, fps_hint: float):
     return sinks
 
 
+def _check_outputs(args) -> None:
+    """Every file a sink or the summary will write can be created: checked before the model loads and the
+    run starts, not when the run ends."""
+    for flag, value in (("--jsonl", args.jsonl), ("--csv", args.csv), ("--save-video", args.save_video),
+                        ("--summary-json", args.summary_json)):
+        if value is None or value == "-":
+            continue
+        path = Path(value)
+        folder = path.parent if str(path.parent) else Path(".")
+        if path.is_dir():
+            raise ConfigError(f"{flag} {value} is a folder; it needs a file name", hint=f"e.g. {flag} {path / 'out'}")
+        if not folder.is_dir():
+            raise ConfigError(f"{flag} {value}: the folder {folder} does not exist",
+                              hint=f"create it first (mkdir -p {folder}) or choose another path")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ConfigError(f"{flag} {value}: the folder {folder} is not writable", hint="choose another path")
+
+
 def main(argv: list[str]) -> int:
+    from ..limits import resolve_threads
+    from .sinks.http import check_port
+
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if args.top_k < 1:
@@ -104,6 +127,12 @@ def main(argv: list[str]) -> int:
             args.roi = parse_roi(args.roi)
         except ConfigError as exc:
             raise ConfigError(f"--roi: {exc.message}", hint=exc.hint) from None
+    if args.smooth < 0:
+        raise ConfigError(f"--smooth must be 0 (off) or a number of frames, got {args.smooth}")
+    args.threads = resolve_threads(args.threads)
+    if args.http is not None:
+        check_port(args.http, "--http")
+    _check_outputs(args)
     if args.source is None:
         if not args.profile:
             raise ConfigError("no --source given", hint="e.g. --source 0, csi://0, clip.mp4, photos/ (or --profile NAME for its camera)")
@@ -129,8 +158,9 @@ def main(argv: list[str]) -> int:
             for spec, clf in pipe.stages:
                 if clf.choice is not None:
                     print(f"choice {spec.name}: {clf.choice}", file=sys.stderr)
+            # stop: a SIGTERM during the first open (a stream can take its 10 s open timeout) ends the run
             src = open_source(args.source, width=args.width, height=args.height, fps=args.fps, loop=args.loop,
-                              retries=args.retries)
+                              retries=args.retries, cancel=stop)
             with src:
                 fps_hint = getattr(src, "native_fps", lambda: 0.0)() or args.fps or 15.0
                 sinks = _sinks(args, fps_hint)
@@ -144,6 +174,17 @@ def main(argv: list[str]) -> int:
         signal.signal(signal.SIGTERM, previous)
     print(summary.table(), file=sys.stderr)
     if args.summary_json:
-        with open(args.summary_json, "w") as f:
-            json.dump(summary.to_dict(), f, indent=1)
+        try:
+            with open(args.summary_json, "w") as f:
+                json.dump(summary.to_dict(), f, indent=1)
+        except OSError as exc:  # checked at the start; the folder may have gone during the run
+            raise ConfigError(f"cannot write --summary-json {args.summary_json}: {exc.strerror or exc}",
+                              hint="the summary is printed above") from exc
+    if src.opening:
+        # stopped while the stream was opening: that open is still inside FFmpeg, which cannot be interrupted,
+        # and a normal exit would unload the libraries under it (an abort). Everything is written: leave now.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0

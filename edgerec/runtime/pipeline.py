@@ -27,6 +27,8 @@ A stage whose condition is false (or whose referenced stage did not run) is repo
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import operator
 import re
 import time
@@ -35,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._config import from_mapping, parse_yaml
 from ..errors import ConfigError, suggest
 from .classifier import Classifier
 from .postprocess import Prediction
@@ -136,6 +139,41 @@ def parse_condition(text: str, *, where: str = "condition") -> Condition:
 
 
 @dataclass(frozen=True)
+class _StageOptions:
+    """The typed ``Classifier.load`` options a stage may set (``threshold: abc`` fails here, naming the key)."""
+
+    threshold: float | None = None
+    top_k: int | None = None
+    backend: str | None = None
+    format: str | None = None
+    precision: str | None = None
+    threads: str | None = None  # auto / 0 / -1 / a count: limits.resolve_threads
+    device: str | None = None
+    smoothing: int | None = None
+    smoothing_mode: str | None = None
+
+
+def _stage_options(st: dict, where: str) -> dict:
+    from ..limits import resolve_threads
+
+    typed = {k: v for k, v in st.items() if k in _OPTION_FIELDS}
+    o = from_mapping(_StageOptions, typed, where=where)
+    if o.threshold is not None and not (math.isfinite(o.threshold) and 0.0 <= o.threshold <= 1.0):
+        raise ConfigError(f"{where}.threshold must be between 0 and 1, got {o.threshold}")
+    if o.top_k is not None and o.top_k < 1:
+        raise ConfigError(f"{where}.top_k must be at least 1, got {o.top_k}")
+    if o.smoothing is not None and o.smoothing < 0:
+        raise ConfigError(f"{where}.smoothing must be 0 (off) or a number of frames, got {o.smoothing}")
+    out = {k: getattr(o, k) for k in typed}
+    if "threads" in out:
+        out["threads"] = resolve_threads(out["threads"], what=f"{where}.threads")
+    return out
+
+
+_OPTION_FIELDS = {f.name for f in dataclasses.fields(_StageOptions)}
+
+
+@dataclass(frozen=True)
 class StageSpec:
     name: str
     bundle: Path
@@ -207,13 +245,12 @@ def _stage_roi(value, where: str):
 
 def pipeline_spec(path: str | Path) -> tuple[str, list[StageSpec]]:
     """Read and check a pipeline YAML; bundle paths resolve relative to the file."""
-    import yaml
-
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read pipeline {path}: {exc}") from exc
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read pipeline {path}: {exc.strerror or exc}") from exc
+    data = parse_yaml(raw, where=f"pipeline {path}")
     if not isinstance(data, dict) or not isinstance(data.get("stages"), list) or not data["stages"]:
         raise ConfigError(f"{path}: a pipeline needs a non-empty 'stages:' list")
     unknown = set(data) - {"name", "stages"}
@@ -228,8 +265,8 @@ def pipeline_spec(path: str | Path) -> tuple[str, list[StageSpec]]:
         for k in st:
             if k not in _STAGE_KEYS:
                 raise ConfigError(f"{where}: unknown key '{k}'{suggest(k, _STAGE_KEYS)}")
-        if "bundle" not in st:
-            raise ConfigError(f"{where}: missing 'bundle:'")
+        if not isinstance(st.get("bundle"), str) or not st["bundle"].strip():
+            raise ConfigError(f"{where}: 'bundle:' must be the path of a bundle folder", hint="e.g. bundle: car_bundle/")
         name = str(st.get("name") or f"stage{i + 1}")
         if any(s.name == name for s in specs):
             raise ConfigError(f"{where}: stage name '{name}' is used twice")
@@ -245,6 +282,7 @@ def pipeline_spec(path: str | Path) -> tuple[str, list[StageSpec]]:
         bundle = Path(st["bundle"])
         bundle = bundle if bundle.is_absolute() else (path.parent / bundle)
         opts = {k: v for k, v in st.items() if k not in ("name", "bundle", "when")}
+        opts.update(_stage_options(opts, where))
         if opts.get("roi") is not None:
             opts["roi"] = _stage_roi(opts["roi"], f"{where}.roi")
         specs.append(StageSpec(name, bundle, when, opts))

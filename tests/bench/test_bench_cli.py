@@ -149,7 +149,7 @@ def test_sequential_and_pinned(bench_bundle, tmp_path):
 def test_a_configuration_that_cannot_load_is_reported_not_fatal(bench_bundle, tmp_path, capsys):
     import shutil
 
-    from edgerec.bundle import sha256_file
+    from edgerec.bundle import contract_digest, sha256_file
 
     b = tmp_path / "b"
     shutil.copytree(bench_bundle, b)
@@ -158,6 +158,7 @@ def test_a_configuration_that_cannot_load_is_reported_not_fatal(bench_bundle, tm
     for a in manifest["artifacts"]:
         if a["format"] == "tflite":
             a["sha256"] = {a["file"]: sha256_file(b / a["file"])}
+    manifest["contract_sha256"], manifest["contract_sections"] = contract_digest(manifest)  # a consistent bundle
     (b / "edgerec.json").write_text(json.dumps(manifest))
     store = tmp_path / "s.jsonl"
     assert main(["bench", str(b), "--artifact", "tflite,onnx", "--backend", "litert,onnxruntime", "--runs", "3",

@@ -47,7 +47,13 @@ def candidates(format: str) -> tuple[str, ...]:
 
 def open_backend(path: str | Path, artifact: Artifact, *, backend: str = "auto", threads: int | None = None,
                  device: str | None = None) -> Backend:
-    """Load ``path`` with ``backend`` (or the first installed one that runs the artifact's format)."""
+    """Load ``path`` with ``backend`` (or the first installed one that runs the artifact's format).
+
+    ``threads``: ``None``/``0``/``-1``/``"auto"`` let the backend choose, else 1..``limits.max_threads()``.
+    """
+    from ...limits import resolve_threads
+
+    threads = resolve_threads(threads, what="threads")
     names = candidates(artifact.format)
     if backend != "auto":
         if backend not in names:

@@ -14,6 +14,9 @@ URI                                         kind         notes
 ``photos/*.jpg``                            glob         matching images, sorted
 ==========================================  ===========  =====================================
 
+A path that exists is always that file or folder, even when its name holds ``[``, ``*`` or ``?``, and a
+``file://`` path is never a pattern; only a path that does not exist is tried as a glob.
+
 >>> from edgerec.runtime import open_source
 >>> with open_source("clip.mp4") as src:             # doctest: +SKIP
 ...     for frame in src:                             # (H, W, 3) uint8 BGR
@@ -80,10 +83,10 @@ def parse_uri(uri: str | int) -> ParsedURI:
             if not rest.strip():
                 raise SourceError("gst:// needs a pipeline, e.g. gst://videotestsrc ! videoconvert ! appsink")
             return ParsedURI("gst", rest)
-        uri = rest  # file://
-    if any(c in uri for c in "*?["):
-        return ParsedURI("glob", uri)
+        uri = rest  # file://: a path, never a pattern
     p = Path(uri).expanduser()
+    if not m and any(c in uri for c in "*?[") and not p.exists():
+        return ParsedURI("glob", uri)
     if p.is_dir():
         return ParsedURI("folder", str(p))
     if p.suffix.lower() in _IMAGE_SUFFIXES:

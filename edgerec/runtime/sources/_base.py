@@ -4,6 +4,13 @@ Decoding runs on its own thread so it overlaps inference. Live sources (cameras,
 the newest frame: the loop always gets the latest picture, older unread ones are dropped and counted.
 Files are passed through a small bounded queue: in order, none dropped. Live sources reconnect with
 exponential backoff when reading fails; every attempt is logged.
+
+With ``cancel`` (an event a signal handler sets), the first open runs on a helper thread and the caller
+waits for it in short steps, so SIGTERM/Ctrl-C end a run even while a stream is still opening (FFmpeg
+waits up to its 10 s open timeout inside one C call, where Python cannot run a signal handler). The
+abandoned open still runs until that call returns (``Source.opening``); a process that exits meanwhile
+must leave with ``os._exit``, as ``edgerec run`` does: a normal interpreter exit tears down the libraries
+under that thread and aborts.
 """
 
 from __future__ import annotations
@@ -57,9 +64,15 @@ class Source:
 
     def __init__(self, target: str, *, width: int | None = None, height: int | None = None,
                  fps: float | None = None, loop: bool = False, retries: int | None = None,
-                 backoff: tuple[float, float] = (0.5, 8.0), queue_size: int = 4):
+                 backoff: tuple[float, float] = (0.5, 8.0), queue_size: int = 4,
+                 cancel: threading.Event | None = None):
         self.target, self.width, self.height, self.fps, self.loop = target, width, height, fps, loop
         self.retries, self.backoff = retries, backoff
+        self._cancel = cancel
+        self._cancelled = False  # cancel was set during the first open: the source gives nothing
+        self._opener: threading.Thread | None = None
+        self._open_lock = threading.Lock()  # the abandoned first open and close() hand the device over under it
+        self._open_busy = False  # an abandoned first open is still running: it releases what it opens
         self.stats = SourceStats()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -89,11 +102,48 @@ class Source:
 
     # lifecycle ----------------------------------------------------------------------------------
     def start(self) -> "Source":
-        if self._thread is None:
-            self._open()  # the first open fails loudly, in the caller's thread
+        if self._thread is None and not self._cancelled:
+            # the first open fails loudly, in the caller's thread (or is given up when cancel is set)
+            if self._cancel is None:
+                self._open()
+            elif not self._open_cancellable():
+                return self
             self._thread = threading.Thread(target=self._run, name=f"edgerec-source-{self.kind}", daemon=True)
             self._thread.start()
         return self
+
+    def _open_cancellable(self) -> bool:
+        """``_open`` on a helper thread, waited for in 50 ms steps; False (source ended) when ``cancel`` is set first."""
+        state: dict = {}
+
+        def opener() -> None:
+            try:
+                self._open()
+            except BaseException as exc:  # handed to the caller below
+                state["error"] = exc
+            with self._open_lock:
+                state["done"] = True
+                if self._open_busy:  # abandoned: nobody waits any more, give back what was opened
+                    self._release()
+                    self._open_busy = False
+
+        helper = self._opener = threading.Thread(target=opener, name=f"edgerec-open-{self.kind}", daemon=True)
+        helper.start()
+        while True:
+            with self._open_lock:
+                if state.get("done"):
+                    break
+                if self._cancel.is_set():
+                    self._open_busy = True
+                    self._cancelled = self._ended = True
+                    break
+            helper.join(0.05)  # wakes for signals: their handler runs here, in the main thread
+        if self._cancelled:
+            log.warning("%s %s: stopped while opening", self.kind, self.target)
+            return False
+        if "error" in state:
+            raise state["error"]
+        return True
 
     def close(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -109,7 +159,9 @@ class Source:
             if self._thread.is_alive():
                 log.warning("%s reader thread did not stop within %.0f s", self.kind, timeout)
             self._thread = None
-        self._release()
+        with self._open_lock:
+            if not self._open_busy:  # else the abandoned open releases it when its call returns
+                self._release()
 
     @property
     def ended(self) -> bool:
@@ -119,6 +171,11 @@ class Source:
     @property
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def opening(self) -> bool:
+        """True while a first open that ``cancel`` abandoned is still inside the device or stream library."""
+        return self._open_busy or (self._cancelled and self._opener is not None and self._opener.is_alive())
 
     def __enter__(self):
         return self.start()
@@ -145,6 +202,8 @@ class Source:
         """
         if self._thread is None:
             self.start()
+        if self._cancelled:
+            return None
         deadline = None if timeout is None else time.monotonic() + timeout
         if self.live:
             with self._cond:

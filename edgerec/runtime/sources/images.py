@@ -1,10 +1,15 @@
-"""Still images: one file, a folder (sorted, recursive) or a glob. Unreadable files are skipped and counted."""
+"""Still images: one file, a folder (sorted, recursive) or a glob. Unreadable files are skipped and counted,
+and so are files whose header says they are larger than ``limits.MAX_IMAGE_PIXELS`` (checked before
+decoding, which is what would allocate them)."""
 
 from __future__ import annotations
 
 import glob
+import logging
 from pathlib import Path
 
+from ... import limits
+from ..._imagesize import image_size
 from ...errors import DataError, SourceError
 from ..image import IMAGE_EXTENSIONS, read_image_bgr
 from ._base import CORRUPT, Source
@@ -42,6 +47,13 @@ class ImageSource(Source):
         path = self._files[self._pos]
         self._pos += 1
         self._name = path
+        size = image_size(path)
+        if size is not None:
+            try:
+                limits.check_image_pixels(*size, where=path)
+            except DataError as exc:
+                logging.getLogger("edgerec.runtime.sources").warning("%s; skipped", exc.message)
+                return CORRUPT
         try:  # the reader training uses: EXIF orientation, alpha on white, 16-bit scaled
             return read_image_bgr(path)
         except DataError:
