@@ -370,7 +370,8 @@ def export(run, *, formats: str | Iterable[str] = tuple(FORMATS), precisions: st
                 "calibration_sha256": data["calib_sha256"],
                 "calibration_images": data["calib_n"],
                 "quantization": src.quant_method,
-                "resize_reason": loaded.meta.get("resize_reason"),
+                # why input.resize_mode (edgerec train's resize_mode: auto); absent for older runs
+                **({"resize_reason": loaded.meta["resize_reason"]} if loaded.meta.get("resize_reason") else {}),
                 "verification_backends": {f: BACKEND_FOR[f] for f in fmts},
                 "versions": _versions(),
             },
