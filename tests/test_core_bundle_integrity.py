@@ -51,7 +51,12 @@ def _edit(root, change, *, rehash=False):
 
 
 def _cli(argv, capsys):
-    rc = cli_main(argv)
+    root, handlers = logging.getLogger(), logging.getLogger().handlers[:]
+    root.handlers = []  # `edgerec run` sets up logging on this test's stderr, not a closed one of an earlier test
+    try:
+        rc = cli_main(argv)
+    finally:
+        root.handlers = handlers
     err = capsys.readouterr().err
     assert "Traceback" not in err
     return rc, err

@@ -48,9 +48,16 @@ def test_case09_python_tags_are_refused(tmp_path):
 
 
 def test_case09_set_with_a_python_tag_is_one_clear_line(capsys):
+    import logging
+
     from edgerec.cli import main
 
-    assert main(["train", "data", "--out", "runs/x", "--set", "epochs=!!python/object/apply:os.system ['true']"]) == 2
+    logger = logging.getLogger("edgerec")
+    handlers, level = logger.handlers[:], logger.level
+    try:  # `edgerec train` logs to the stderr of the moment; keep that handler out of later tests
+        assert main(["train", "data", "--out", "runs/x", "--set", "epochs=!!python/object/apply:os.system ['true']"]) == 2
+    finally:
+        logger.handlers, logger.level = handlers, level
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.startswith("ConfigError: --set epochs=!!python") and "fix:" in err
 

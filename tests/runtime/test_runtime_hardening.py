@@ -4,6 +4,7 @@ Every refusal is one line with a fix and exit 2, before the model loads where th
 """
 
 import json
+import logging
 import os
 import signal
 import socket
@@ -34,8 +35,13 @@ _BOMB = "\n".join(['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"
 
 
 def _run(argv, capsys):
+    root, handlers = logging.getLogger(), logging.getLogger().handlers[:]
+    root.handlers = []  # `edgerec run` sets up logging on this test's stderr, not a closed one of an earlier test
     t0 = time.monotonic()
-    rc = cli_main(argv)
+    try:
+        rc = cli_main(argv)
+    finally:
+        root.handlers = handlers
     err = capsys.readouterr().err
     assert "Traceback" not in err
     return rc, err, time.monotonic() - t0
