@@ -57,7 +57,8 @@ def test_qat_drop_and_final_at_chance():
 def _train_cli(data, out, *extra):
     from edgerec.cli import main as cli
 
-    return cli(["train", str(data), "--out", str(out), "--weights", "none", "--img-size", "32", "--epochs", "12",
+    return cli(["train", str(data), "--out", str(out), "--model", "mobilenet_v3_small", "--weights", "none",
+                "--img-size", "32", "--epochs", "12",
                 "--batch-size", "16", "--lr", "0.05", "--threads", "2", "--quiet", "--no-plots", *extra])
 
 

@@ -137,7 +137,8 @@ def test_existing_out_needs_overwrite(tiny_digits, tmp_path):
 
 def test_folds_cli(tiny_digits, tmp_path, capsys):
     out = tmp_path / "cv"
-    code = cli(["train", str(tiny_digits), "--out", str(out), "--weights", "none", "--img-size", "32", "--epochs", "1",
+    code = cli(["train", str(tiny_digits), "--out", str(out), "--model", "mobilenet_v3_small", "--weights", "none",
+                "--img-size", "32", "--epochs", "1",
                 "--max-steps", "1", "--batch-size", "16", "--folds", "2", "--threads", "2", "--quiet", "--no-plots",
                 "--allow-chance"])  # 1 step an epoch: at chance by design
     assert code == 0
