@@ -133,6 +133,7 @@ def main(argv=None) -> int:
         "pillow": PIL.__version__, "opencv": cv2.__version__, "numpy": np.__version__,
         "machine": platform.machine(), "cpu_count": os.cpu_count(),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS"),
+        "load_average_1_5_15": [round(x, 2) for x in os.getloadavg()],  # at the end of the run
         "note": "shared machine; figures are medians of full passes over warm page cache",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

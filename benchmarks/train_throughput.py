@@ -14,6 +14,11 @@ Repetitions are interleaved (edgerec, plain_files, plain_memory, edgerec, ...) s
 machine hit all three alike; each figure is the median over repetitions.
 
     OMP_NUM_THREADS=1 python benchmarks/train_throughput.py --threads 1 --reps 5
+    python benchmarks/train_throughput.py --model efficientnet_lite0 --weights imagenet --img-size 224 \
+        --threads 2 --batch-size 32 --steps 4 --reps 5
+
+Results go to ``results/train_throughput.json`` for the default model and size, else to
+``results/train_throughput_<model>_<size>.json``.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from pathlib import Path
 def _parse():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="mobilenet_v3_small")
+    p.add_argument("--weights", default="none", help="none | imagenet (the same compute; mean/std follow them)")
     p.add_argument("--img-size", type=int, default=32)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--steps", type=int, default=8, help="timed optimiser steps per repetition")
@@ -39,8 +45,12 @@ def _parse():
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--images", type=int, default=600, help="digits images in the benchmark set")
-    p.add_argument("--out", default=str(Path(__file__).parent / "results" / "train_throughput.json"))
-    return p.parse_args()
+    p.add_argument("--out", help="result JSON (default: results/train_throughput[_<model>_<size>].json)")
+    args = p.parse_args()
+    if args.out is None:
+        tail = "" if (args.model, args.img_size) == ("mobilenet_v3_small", 32) else f"_{args.model}_{args.img_size}"
+        args.out = str(Path(__file__).parent / "results" / f"train_throughput{tail}.json")
+    return args
 
 
 def main() -> int:
@@ -51,30 +61,34 @@ def main() -> int:
     from PIL import Image
     from torch.utils.data import DataLoader, Dataset
 
+    from edgerec.bundle import InputSpec
     from edgerec.data import write_digits
     from edgerec.train import AugmentConfig
     from edgerec.train.augment import BatchAugment, torchvision_equivalent
     from edgerec.train.loop import Normalizer, StepRunner, make_loss
-    from edgerec.train.models import build_model
+    from edgerec.train.models import build_model, input_config
     from edgerec.train.tensors import decode_images
     from torchvision.transforms import v2
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     aug_cfg = AugmentConfig(rotation=10, translate=0.08, crop_scale=(0.85, 1.0), brightness=0.2, contrast=0.2, saturation=0.0)
-    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    contract = input_config(args.model, args.weights)
+    mean, std = contract.mean, contract.std
     cpu = torch.device("cpu")
     tmp = Path(tempfile.mkdtemp(prefix="edgerec-bench-"))
     root = write_digits(tmp / "digits", size=args.img_size, per_class=max(1, args.images // 10))
     paths = sorted(root.glob("*/*.png"))
     labels = torch.tensor([int(p.parent.name) for p in paths])
     t0 = time.perf_counter()
-    images = decode_images(paths, args.img_size, "squash")
+    spec = InputSpec(height=args.img_size, width=args.img_size, mean=mean, std=std, resize_mode="squash",
+                     interpolation="area+bilinear")
+    images = decode_images(paths, spec)
     decode_s = time.perf_counter() - t0
 
     def new_model():
         torch.manual_seed(0)
-        m = build_model(args.model, 10, weights="none")
+        m = build_model(args.model, 10, weights=args.weights)
         m.train()
         return m, torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9)
 
@@ -144,6 +158,8 @@ def main() -> int:
         "benchmark": "train_throughput",
         "unit": "images/s (median over interleaved repetitions)",
         "model": args.model,
+        "weights": args.weights,
+        "parameters": sum(p.numel() for p in m_e.parameters()),
         "img_size": args.img_size,
         "batch_size": args.batch_size,
         "steps_per_rep": args.steps,

@@ -19,7 +19,8 @@ from pathlib import Path
 from ..errors import ExportError
 from ._types import ExportSource, FormatResult
 
-__all__ = ["export_onnx", "OPSET", "write_metadata", "fold_weight_quantize", "uint8_activations"]
+__all__ = ["export_onnx", "OPSET", "write_metadata", "fold_weight_quantize", "fold_pads_into_convs",
+           "uint8_activations"]
 
 OPSET = 18
 
@@ -85,6 +86,7 @@ def qdq_model(src: ExportSource, opset: int = OPSET):
     if cached is None or cached[0] != opset:
         model = _torch_to_onnx(src.quantized, src.example, opset)
         fold_weight_quantize(model)
+        fold_pads_into_convs(model)
         _strip_debug_info(model)
         src.extra["qdq_onnx"] = cached = (opset, model)
     copy = onnx.ModelProto()
@@ -144,7 +146,13 @@ def _initializers(model) -> dict:
 
 
 def fold_weight_quantize(model) -> int:
-    """``QuantizeLinear(constant float W)`` -> an int8 initializer; returns how many were folded."""
+    """``QuantizeLinear(constant float W)`` -> an int8 initializer; returns how many were folded.
+
+    The ``Clip`` the exporter puts after each weight's quantize (PT2E's weight range is -127..127, one short
+    of int8's) is folded into that initializer too. Left in, OpenVINO cannot see a constant int8 weight
+    behind the DequantizeLinear: it ran all 49 convolutions of EfficientNet-Lite0's int8 IR in f32/bf16 on
+    weights dequantized at every inference.
+    """
     import numpy as np
     from onnx import numpy_helper
 
@@ -161,6 +169,7 @@ def fold_weight_quantize(model) -> int:
 
     keep, folded = [], 0
     new_inits = []
+    ints: dict = {}  # folded int8 weights by name, for the Clip after them
     for node in model.graph.node:
         if node.op_type == "QuantizeLinear" and value(node.input[0]) is not None:
             w = value(node.input[0]).astype(np.float32)
@@ -175,13 +184,113 @@ def fold_weight_quantize(model) -> int:
                 q = np.rint(w / scale.reshape(shape)) + zp.astype(np.int32).reshape(shape)
                 q = np.clip(q, info.min, info.max).astype(zp.dtype)
                 new_inits.append(numpy_helper.from_array(q, node.output[0]))
+                ints[node.output[0]] = q
                 folded += 1
+                continue
+        if node.op_type == "Clip" and node.input[0] in ints:
+            names = (list(node.input[1:3]) + ["", ""])[:2]  # min, max; either may be absent
+            bounds = [value(b) if b else None for b in names]
+            if all(b is not None for b, name in zip(bounds, names) if name):
+                q = ints[node.input[0]]
+                clipped = np.clip(q, *bounds).astype(q.dtype) if any(b is not None for b in bounds) else q
+                new_inits.append(numpy_helper.from_array(clipped, node.output[0]))
+                ints[node.output[0]] = clipped
                 continue
         keep.append(node)
     if folded:
         del model.graph.node[:]
         model.graph.node.extend(keep)
         model.graph.initializer.extend(new_inits)
+        _drop_unused(model)
+    return folded
+
+
+def fold_pads_into_convs(model) -> int:
+    """A constant zero ``Pad`` of the spatial axes before a ``Conv`` -> the conv's own ``pads``; returns the count.
+
+    EfficientNet-Lite's TensorFlow ``SAME`` padding is such a pad on its five strided layers. The fp32 export
+    folds it already; in the QDQ graph it sits between quantize/dequantize pairs (DequantizeLinear -> Pad ->
+    QuantizeLinear -> DequantizeLinear -> Conv) with the same scale and zero point on both sides
+    (``edgerec.train.qat`` shares them), and ONNX Runtime ran each of those as a float dequantize, pad and
+    quantize of a whole feature map. A convolution pads with real zero (``QLinearConv`` with the input's
+    zero point), so folding is exact: the conv reads the first dequantize and pads itself.
+    """
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    inits = _initializers(model)
+    consts = {n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in model.graph.node
+              if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"}
+    producer = {o: n for n in model.graph.node for o in n.output}
+    readers: dict[str, int] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            readers[i] = readers.get(i, 0) + 1
+    for o in model.graph.output:
+        readers[o.name] = readers.get(o.name, 0) + 1
+
+    def value(name):
+        if name in inits:
+            return numpy_helper.to_array(inits[name])
+        return consts.get(name)
+
+    def only_reader(name):
+        return readers.get(name, 0) == 1
+
+    def spatial_zero_pad(pad):
+        """(top, left, bottom, right) of a constant zero pad of H and W only, else None."""
+        mode = next((a.s.decode() for a in pad.attribute if a.name == "mode"), "constant")
+        if mode != "constant" or len(pad.input) > 3 and pad.input[3]:  # no axes input: all axes listed
+            return None
+        if len(pad.input) > 2 and pad.input[2]:
+            fill = value(pad.input[2])
+            if fill is None or np.any(fill != 0):
+                return None
+        pads = value(pad.input[1])
+        if pads is None or pads.shape != (8,) or np.any(pads < 0) or np.any(pads[[0, 1, 4, 5]] != 0):
+            return None
+        return [int(v) for v in pads[[2, 3, 6, 7]]]
+
+    def same_quant(a, b):
+        va, vb = [value(n) for n in a.input[1:3]], [value(n) for n in b.input[1:3]]
+        return len(va) == len(vb) and all(x is not None and y is not None and x.dtype == y.dtype
+                                          and np.array_equal(x, y) for x, y in zip(va, vb))
+
+    drop: set[str] = set()  # outputs of the nodes folded away
+    folded = 0
+    for conv in model.graph.node:
+        attrs = {a.name: a for a in conv.attribute}
+        if conv.op_type != "Conv" or ("auto_pad" in attrs and attrs["auto_pad"].s not in (b"", b"NOTSET")):
+            continue
+        chain, source = [], producer.get(conv.input[0])
+        if source is not None and source.op_type == "DequantizeLinear" and only_reader(conv.input[0]):
+            q = producer.get(source.input[0])
+            pad = producer.get(q.input[0]) if q is not None and q.op_type == "QuantizeLinear" else None
+            first = producer.get(pad.input[0]) if pad is not None and pad.op_type == "Pad" else None
+            if (first is None or first.op_type != "DequantizeLinear" or not same_quant(first, q)
+                    or not same_quant(q, source) or not only_reader(q.output[0]) or not only_reader(pad.output[0])):
+                continue
+            chain = [pad, q, source]
+        elif source is not None and source.op_type == "Pad" and only_reader(conv.input[0]):
+            chain = [source]
+        else:
+            continue
+        extra = spatial_zero_pad(chain[0])  # top, left, bottom, right: the order of Conv's 2-D pads
+        old = list(attrs["pads"].ints) if "pads" in attrs else [0, 0, 0, 0]
+        if extra is None or len(old) != 4:
+            continue
+        new = [a + b for a, b in zip(old, extra)]
+        if "pads" in attrs:
+            attrs["pads"].ints[:] = new
+        else:
+            conv.attribute.append(helper.make_attribute("pads", new))
+        conv.input[0] = chain[0].input[0]
+        drop.update(n.output[0] for n in chain)
+        folded += 1
+    if folded:
+        nodes = [n for n in model.graph.node if not n.output or n.output[0] not in drop]
+        del model.graph.node[:]
+        model.graph.node.extend(nodes)
         _drop_unused(model)
     return folded
 

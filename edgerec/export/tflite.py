@@ -90,6 +90,9 @@ def _int8_graph(src: ExportSource):
 def _convert(module, example, *, quantized: bool) -> bytes:
     import litert_torch
 
+    from ..train._compat import apply_litert_pad_layout_rule
+
+    apply_litert_pad_layout_rule()  # zero pads stay NHWC, with no TRANSPOSE around them (litert-torch 0.10)
     kwargs = {}
     if quantized:
         from litert_torch.quantize.quant_config import QuantConfig

@@ -123,6 +123,70 @@ def _with_shared_pads(quantizer):
     return ComposableQuantizer([quantizer, _SharedPad()])
 
 
+def _with_fused_relu6(quantizer):
+    """``quantizer`` with ReLU6 fused into the conv (or linear) before it, as it already fuses ReLU.
+
+    Both quantizers fuse conv[-bn]-ReLU (one int8 output, after the ReLU) but not conv[-bn]-ReLU6
+    (``hardtanh(0, 6)``): the conv output gets its own int8 range and the ReLU6 then shares it, so the
+    activation spends most of its 256 levels on values ReLU6 clamps away, and every exported graph holds a
+    requantizing clamp in float (33 ``Clip`` ops between DequantizeLinear and QuantizeLinear in
+    EfficientNet-Lite0's ONNX, which ONNX Runtime runs in float). Here the conv's output is left
+    unquantized and the ReLU6 output gets the activation spec: the conv-bn-ReLU pattern with ReLU6, which
+    LiteRT, ONNX Runtime and OpenVINO each fold into one int8 convolution.
+    """
+    import dataclasses
+    import operator
+
+    import torch
+    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation, Quantizer, SharedQuantizationSpec
+
+    aten = torch.ops.aten
+    relu6 = (aten.hardtanh.default, aten.hardtanh_.default)
+    producers = {aten.conv2d.default, aten.convolution.default, aten.linear.default, aten.batch_norm.default,
+                 aten._native_batch_norm_legit.default, aten._native_batch_norm_legit_no_training.default}
+    act = quantizer.global_config.output_activation
+
+    def producer(node):
+        """The conv/linear (or its BatchNorm) whose output ``node`` reads, else None."""
+        if node.op != "call_function":
+            return None
+        if node.target is operator.getitem:  # BatchNorm's output tuple
+            return producer(node.args[0]) and node
+        return node if node.target in producers else None
+
+    class _FusedReLU6(Quantizer):
+        def __init__(self):
+            super().__init__()
+            self.global_config = quantizer.global_config
+
+        def transform_for_annotation(self, model):
+            return quantizer.transform_for_annotation(model)
+
+        def annotate(self, model):
+            quantizer.annotate(model)
+            for n in model.graph.nodes:
+                if n.op != "call_function" or n.target not in relu6:
+                    continue
+                lo = n.args[1] if len(n.args) > 1 else n.kwargs.get("min_val", -1.0)
+                hi = n.args[2] if len(n.args) > 2 else n.kwargs.get("max_val", 1.0)
+                prev = n.args[0]
+                if (lo, hi) != (0.0, 6.0) or not isinstance(prev, torch.fx.Node) or producer(prev) is None:
+                    continue
+                mine, theirs = n.meta.get("quantization_annotation"), prev.meta.get("quantization_annotation")
+                if theirs is None or theirs.output_qspec is None or len(prev.users) != 1:
+                    continue
+                if mine is not None and not isinstance(mine.output_qspec, SharedQuantizationSpec):
+                    continue  # annotated on purpose by the quantizer: leave it
+                prev.meta["quantization_annotation"] = dataclasses.replace(theirs, output_qspec=None)
+                n.meta["quantization_annotation"] = QuantizationAnnotation(output_qspec=act, _annotated=True)
+            return model
+
+        def validate(self, model):
+            quantizer.validate(model)
+
+    return _FusedReLU6()
+
+
 def get_quantizer(kind: str = DEFAULT_QUANTIZER, *, qat: bool = True):
     """The PT2E quantizer ``kind`` (``"xnnpack"``: torchao's XNNPACKQuantizer, ``"litert"``: litert-torch's
     PT2EQuantizer), set to symmetric per-channel int8 weights and per-tensor int8 activations."""
@@ -207,7 +271,7 @@ def prepare(model, example, *, qat: bool, kind: str = DEFAULT_QUANTIZER):
             f"{str(exc).splitlines()[0] if str(exc) else ''}",
             hint="quantize a torchvision model from edgerec.train.models, or train without --qat/--ptq",
         ) from exc
-    quantizer = _with_shared_pads(quantizer)
+    quantizer = _with_shared_pads(_with_fused_relu6(quantizer))
     gm = prepare_qat_pt2e(exported, quantizer) if qat else prepare_pt2e(exported, quantizer)
     gm.meta[_META_KEY] = {
         "method": "qat" if qat else "ptq",

@@ -124,3 +124,39 @@ def test_load_missing_is_model_error(tmp_path):
     bad.write_bytes(b"not a zip")
     with pytest.raises(ModelError, match="not a readable"):
         qat.load_quantized(bad)
+
+
+def _relu6_net():
+    from torch import nn
+
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU6(inplace=True),  # conv-bn-relu6
+        nn.Conv2d(8, 8, 3, padding=1), nn.ReLU6(),  # conv-relu6
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4),
+    )
+
+
+@pytest.mark.parametrize("is_qat", [False, True])
+def test_relu6_is_fused_into_the_conv_before_it(is_qat):
+    """Like conv-bn-ReLU: no int8 step between the conv (or its BatchNorm) and ReLU6, whose own output
+    range starts at 0 (zero point -128) rather than at the conv's negative values."""
+    x = torch.randn(8, 3, 8, 8) * 2
+    gm = qat.prepare(_relu6_net().train(is_qat), x[:2], qat=is_qat)
+
+    def observer(node):
+        return node.op == "call_module" and "activation_post_process" in str(node.target)
+
+    relu6 = [n for n in gm.graph.nodes if n.op == "call_function" and "hardtanh" in str(n.target)]
+    assert len(relu6) == 2
+    for n in relu6:
+        assert not observer(n.args[0]), f"{n.args[0].name} is quantized before {n.name}"
+    if is_qat:
+        gm(x)  # one training-mode pass updates the fake-quant ranges
+    else:
+        qat.calibrate(gm, [x])
+    for n in relu6:
+        (obs,) = [u for u in n.users if observer(u)]
+        scale, zero_point = gm.get_submodule(obs.target).calculate_qparams()
+        assert int(zero_point) == -128  # the range starts at 0: ReLU6's own, not the conv's
+        assert 0 < float(scale) * 255 <= 6.0 + 1e-5
