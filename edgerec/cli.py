@@ -22,6 +22,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "eval": ("edgerec.train._cli:eval_main", "evaluate a run's fp32/int8 models on a labelled folder"),
     "export": ("edgerec.export._cli:main", "turn a run into a verified TFLite/ONNX/OpenVINO bundle"),
     "bundle": ("edgerec.export._cli:bundle_main", "bundle info / verify / pack / unpack"),
+    "imagenet": ("edgerec.export._cli:imagenet_main", "a ready bundle of the ImageNet classifier (1,000 everyday classes)"),
     "run": ("edgerec.runtime._cli:main", "real-time recognition on a camera, stream, video or folder"),
     "bench": ("edgerec.bench._cli:main", "latency profiling, result store, compare, budgets, recommend"),
     "device": ("edgerec.devices._cli:device_main", "device setup / doctor / pull"),

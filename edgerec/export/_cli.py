@@ -107,7 +107,7 @@ def _open(path: str, stack) -> Path:
 def _info(args) -> int:
     from .._archive import is_archive, read_manifest_bytes
     from ..bundle import Manifest, load_manifest, parse_manifest, validate
-    from ._orchestrate import print_info
+    from .._bundle_info import print_info
 
     if is_archive(args.bundle):  # the manifest alone: nothing is extracted to print it
         where = f"{args.bundle}:edgerec.json"
@@ -141,26 +141,31 @@ def _verify(args) -> int:
         for note in integrity_notes(m):
             print(f"note: {note}", file=sys.stderr)
         if args.run:
-            from .verify import run_checks
+            from ..runtime.selftest import self_test
 
-            rows = run_checks(root, threads=threads)
+            rows = self_test(root, threads=threads, manifest=m)
             if not rows:
                 print("no check images in this bundle")
-            changed = []
             for r in rows:
-                parts = [f"  {r['key']:<18} {r['n']} check images"]
-                if r["same"] is not None:
-                    parts.append(f"same answer as at export {r['same']:.0%}")
-                    if r["same"] < 1.0:
-                        changed.append(r["key"])
-                if r["agreement"] is not None:
-                    parts.append(f"agreement with PyTorch {r['agreement']:.0%}")
-                if r["accuracy"] is not None:
-                    parts.append(f"accuracy {r['accuracy']:.1%}")
+                if r.skipped:
+                    print(f"  {r.key:<18} skipped: {r.skipped}")
+                    continue
+                parts = [f"  {r.key:<18} {r.n} check images", "ok" if r.passed else "FAILED"]
+                if r.max_abs_diff is not None:
+                    parts.append(f"max |output - export's| {r.max_abs_diff:.3g} (tolerance {r.tolerance:.3g})")
+                if r.same_top1 is not None:
+                    parts.append(f"same answer as at export {r.same_top1:.0%}")
+                if r.agreement is not None:
+                    parts.append(f"agreement with PyTorch {r.agreement:.0%}")
+                if r.accuracy is not None:
+                    parts.append(f"accuracy {r.accuracy:.1%}")
                 print("  ".join(parts))
-            if changed:
-                print(f"answers changed since export for: {', '.join(changed)} (different runtime version or kernels?)",
-                      file=sys.stderr)
+            bad = [r for r in rows if not r.passed]
+            for r in bad:
+                print(f"{r.key}: {r.reason}", file=sys.stderr)
+            if bad:
+                print(f"answers changed since export for: {', '.join(r.key for r in bad)} (a different model, "
+                      "runtime version or kernels): do not deploy these artifacts", file=sys.stderr)
                 return 1
     return 0
 
@@ -186,3 +191,55 @@ def _unpack(args) -> int:
     return 0
 
 
+
+# --------------------------------------------------------------------------- imagenet
+
+_IMAGENET_EXAMPLES = """examples:
+  edgerec imagenet bundles/imagenet                      # EfficientNet-Lite0, tflite/onnx/openvino x fp32/int8
+  edgerec imagenet bundles/imagenet --images photos/     # calibrate and verify on your own photos
+  edgerec imagenet bundles/pi --formats tflite --precision int8 --model efficientnet_lite1
+  edgerec run bundles/imagenet --source 0                # then name everyday objects on a camera
+"""
+
+
+def _imagenet_parser() -> argparse.ArgumentParser:
+    from .imagenet import MAX_INT8_DISAGREEMENT  # numpy only
+
+    p = argparse.ArgumentParser(
+        prog="edgerec imagenet",
+        description="Bundle the pretrained ImageNet classifier itself (1,000 everyday classes), int8 calibrated "
+                    "and every artifact verified on offline photos (or yours); calibration and verification use "
+                    "different photos.",
+        epilog=_IMAGENET_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("out", help="bundle folder to write; the archive is OUT.edgerec")
+    p.add_argument("--model", default="efficientnet_lite0",
+                   help="efficientnet_lite0 (default), efficientnet_lite1 or efficientnet_lite2 (edgerec[weights])")
+    p.add_argument("--images", help="folder of photos to calibrate and verify on, split by photo (default: the "
+                                    "sample photos of scikit-learn, matplotlib and scikit-image)")
+    p.add_argument("--formats", default="tflite,onnx,openvino", help="comma list of tflite,onnx,openvino")
+    p.add_argument("--precision", default="fp32,int8", help="comma list of fp32,fp16,int8")
+    p.add_argument("--calib", type=int, default=256, help="calibration images at most (photos and their crops)")
+    p.add_argument("--max-eval", type=int, default=500, help="verification images at most (photos and their crops)")
+    p.add_argument("--max-int8-drop", type=float, default=MAX_INT8_DISAGREEMENT,
+                   help="percent of the verification images where int8's top-1 may differ from PyTorch fp32's "
+                        f"(default {MAX_INT8_DISAGREEMENT:g}: crops of these photos are often ambiguous, see docs/export.md)")
+    p.add_argument("--min-agreement", type=float, default=0.99, help="fp32/fp16 top-1 agreement, 0..1 (default 0.99)")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads for conversion and verification")
+    p.add_argument("--no-archive", action="store_true", help="skip the single-file archive")
+    return p
+
+
+def imagenet_main(argv: list[str]) -> int:
+    from .imagenet import export_imagenet
+
+    args = _imagenet_parser().parse_args(argv)
+    bundle = export_imagenet(args.out, model=args.model, images=args.images, formats=args.formats,
+                             precisions=args.precision, calib=args.calib, max_eval=args.max_eval,
+                             max_int8_drop=args.max_int8_drop, min_agreement=args.min_agreement,
+                             threads=args.threads, archive=not args.no_archive)
+    photos = bundle.manifest.provenance["photos"]
+    for role in ("calibration", "verification"):
+        names = ", ".join(r["photo"] for r in photos[role])
+        print(f"{role}: {photos[f'{role}_images']} images from {len(photos[role])} photos ({names})")
+    print(f"bundle: {bundle.dir}" + (f"\narchive: {bundle.archive}" if bundle.archive else ""))
+    return 0

@@ -11,16 +11,17 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
 from ..bundle import (MANIFEST_NAME, SCHEMA_VERSION, Artifact, InputSpec, Manifest, Verification, is_outdated,
-                      sha256_file, write_manifest)
+                      load_manifest, sha256_file, write_manifest)
 from ..errors import ConfigError, DataError, EdgerecError, ExportError, ModelError
 from ._types import ExportSource
 from .formats import BACKEND_FOR, FORMATS, PRECISIONS, exporter, parse_list
-from .verify import Thresholds, accuracy, judge, measure, run_artifact, torch_logits, with_calibration
+from ..runtime.selftest import output_tolerance, run_artifact
+from .verify import Thresholds, accuracy, judge, measure, torch_logits, with_calibration
 
 __all__ = ["Bundle", "export", "load_source"]
 
@@ -302,8 +303,6 @@ def export(run, *, formats: str | Iterable[str] = tuple(FORMATS), precisions: st
     """
     import torch
 
-    from .. import __version__
-
     fmts = parse_list(formats, tuple(FORMATS), what="format")
     precs = parse_list(precisions, PRECISIONS, what="precision")
     if threads:
@@ -316,10 +315,47 @@ def export(run, *, formats: str | Iterable[str] = tuple(FORMATS), precisions: st
     out = Path(out) if out is not None else run / "bundle"
     src, loaded, data = load_source(run, calib=calib, max_eval=max_eval, img_size=img_size,
                                     need_int8="int8" in precs, progress=progress)
+    provenance = {
+        "run_id": loaded.run_id,
+        "model": loaded.model_name,
+        "dataset_sha256": loaded.dataset_sha256,
+        "calibration_sha256": data["calib_sha256"],
+        "calibration_images": data["calib_n"],
+        "quantization": src.quant_method,
+        # why input.resize_mode (edgerec train's resize_mode: auto); absent for older runs
+        **({"resize_reason": loaded.meta["resize_reason"]} if loaded.meta.get("resize_reason") else {}),
+    }
+    return _write_bundle(src, out=out, formats=fmts, precisions=precs, provenance=provenance,
+                         checks=lambda tmp, n: _copy_checks(tmp, src, data, n), embed_preprocess=embed_preprocess,
+                         max_int8_drop=max_int8_drop, min_agreement=min_agreement, threads=threads,
+                         check_images=check_images, archive=archive, strict=strict, progress=progress, table=table,
+                         options=options)
+
+
+def _write_bundle(src: ExportSource, *, out: Path, formats: tuple[str, ...], precisions: tuple[str, ...],
+                  provenance: dict, checks: Callable[[Path, int], tuple[list[str], list[int]]],
+                  embed_preprocess: bool = False, max_int8_drop: float = 1.5, min_agreement: float = 0.99,
+                  threads: int | None = 2, check_images: int = 10, archive: bool = True, strict: bool = True,
+                  progress: bool = True, table: bool = True, options: dict[str, dict] | None = None,
+                  reference: np.ndarray | None = None, reference_extra: dict | None = None) -> Bundle:
+    """Convert ``src`` to every format x precision, verify each on ``src.eval_images``, write the bundle.
+
+    ``provenance`` holds what the source says about itself (run id, model, dataset and calibration hashes);
+    ``checks(tmp, n)`` writes up to ``n`` check images under ``tmp/check/`` and returns their bundle-relative
+    paths and their rows in ``src.eval_images``. ``reference``: the PyTorch fp32 logits of the eval images,
+    when the caller has them already; ``reference_extra`` goes into the manifest's ``reference``.
+    """
+    import torch
+
+    from .. import __version__
+
+    fmts, precs = formats, precisions
     th = Thresholds(min_agreement=min_agreement, max_int8_drop=max_int8_drop)
-    reference = torch_logits(src.model, src.eval_images, src.input_spec)
+    if reference is None:
+        reference = torch_logits(src.model, src.eval_images, src.input_spec)
     ref_acc = accuracy(reference, src.eval_labels, src.task)
-    ref = {"n_images": int(len(reference)), "accuracy": round(ref_acc, 6), "framework": f"torch {torch.__version__}"}
+    ref = {"n_images": int(len(reference)), "accuracy": round(ref_acc, 6), "framework": f"torch {torch.__version__}",
+           **(reference_extra or {})}
     if src.quantized is not None:
         q_logits = torch_logits(src.quantized, src.eval_images, src.input_spec)
         ref["int8_accuracy"] = round(accuracy(q_logits, src.eval_labels, src.task), 6)
@@ -328,10 +364,10 @@ def export(run, *, formats: str | Iterable[str] = tuple(FORMATS), precisions: st
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        checks, picked = _copy_checks(tmp, src, data, check_images)
+        check_files, picked = checks(tmp, check_images)
         ref["check_labels"] = [int(x) if np.ndim(x) == 0 else [int(v) for v in x] for x in src.eval_labels[picked]]
         ref["check_top1"] = [int(x) for x in reference[picked].argmax(1)]
-        ref["artifact_check_top1"] = {}
+        ref["artifact_check_top1"], ref["artifact_check_outputs"], ref["artifact_check_tolerance"] = {}, {}, {}
         jobs = [(f, p, False) for f in fmts for p in precs]
         if embed_preprocess and "openvino" in fmts:
             jobs += [("openvino", p, True) for p in precs]
@@ -352,6 +388,10 @@ def export(run, *, formats: str | Iterable[str] = tuple(FORMATS), precisions: st
             if scores is not None and art.status == "ok":
                 # what this artifact answered on the check images: `edgerec bundle verify --run` re-checks it
                 ref["artifact_check_top1"][art.key] = [int(x) for x in scores[picked].argmax(1)]
+                # and its full outputs, which the board's self-test compares within this tolerance
+                mine = scores[picked].astype(np.float64)
+                ref["artifact_check_outputs"][art.key] = np.round(mine, 6).tolist()
+                ref["artifact_check_tolerance"][art.key] = output_tolerance(art, mine)
             if bar is not None:
                 bar.update()
         if bar is not None:
@@ -360,23 +400,17 @@ def export(run, *, formats: str | Iterable[str] = tuple(FORMATS), precisions: st
         arts = [dataclasses.replace(a, error=a.error.replace(str(tmp), str(out))) if a.error else a for a in arts]
         manifest = Manifest(
             name=src.name, version=src.version, task=src.task, labels=tuple(src.labels), input=src.input_spec,
-            artifacts=tuple(arts), reference=ref, check_images=tuple(checks),
+            artifacts=tuple(arts), reference=ref, check_images=tuple(check_files),
             provenance={
                 "edgerec_version": __version__,
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "run_id": loaded.run_id,
-                "model": loaded.model_name,
-                "dataset_sha256": loaded.dataset_sha256,
-                "calibration_sha256": data["calib_sha256"],
-                "calibration_images": data["calib_n"],
-                "quantization": src.quant_method,
-                # why input.resize_mode (edgerec train's resize_mode: auto); absent for older runs
-                **({"resize_reason": loaded.meta["resize_reason"]} if loaded.meta.get("resize_reason") else {}),
+                **provenance,
                 "verification_backends": {f: BACKEND_FOR[f] for f in fmts},
                 "versions": _versions(),
             },
         )
         write_manifest(manifest, tmp)
+        manifest = load_manifest(tmp)  # as written: with the check images' and the contract's hashes
         _place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -388,7 +422,9 @@ def export(run, *, formats: str | Iterable[str] = tuple(FORMATS), precisions: st
         arch = pack(out, out.with_name(out.name + ".edgerec"))
     bundle = Bundle(dir=out, manifest=manifest, archive=arch)
     if table:
-        print_table(manifest)
+        from .._bundle_info import print_artifacts
+
+        print_artifacts(manifest)
     failed = [a for a in manifest.artifacts if a.status != "ok"]
     if not manifest.ok_artifacts():
         raise ExportError(f"no artifact could be produced; first reason: {failed[0].key}: {failed[0].error}",
@@ -416,56 +452,3 @@ def load_recipe(path) -> dict[str, Any]:
         if key not in allowed:
             raise ConfigError(f"unknown key '{key}' in {path}{suggest(str(key), allowed)}")
     return dict(data)
-
-
-def print_info(m: Manifest, *, source: str = "", file=None) -> None:
-    """``edgerec bundle info``: what the bundle is, its input contract and its artifacts."""
-    from rich.console import Console
-
-    con = Console(file=file or sys.stdout, width=160)
-    inp = m.input
-    prov = m.provenance
-    con.print(f"[bold]{m.name}[/] {m.version}  ({source})  schema {m.schema_version}")
-    if is_outdated(m):
-        con.print(f"note: written with manifest schema {m.schema_version} (this edgerec writes {SCHEMA_VERSION}); "
-                  "read with its percent figures converted to fractions; re-export to update it")
-    con.print(f"task: {m.task}, {len(m.labels)} labels: {', '.join(m.labels[:20])}{' …' if len(m.labels) > 20 else ''}")
-    con.print(f"input: {inp.width}x{inp.height} {inp.color_order}, resize {inp.resize_mode} ({inp.interpolation}), "
-              f"x/{inp.pixel_scale:g} then mean {list(inp.mean)} std {list(inp.std)}")
-    con.print(f"created {prov.get('created')} by edgerec {prov.get('edgerec_version')} from run {prov.get('run_id')} "
-              f"({prov.get('model')}); int8: {prov.get('quantization') or '-'}, calibration "
-              f"{prov.get('calibration_images', '-')} images")
-    if prov.get("dataset_sha256"):
-        con.print(f"dataset sha256 {prov['dataset_sha256'][:16]}…  calibration sha256 "
-                  f"{(prov.get('calibration_sha256') or '-')[:16]}…")
-    con.print(f"check images: {len(m.check_images)}")
-    print_table(m, file=file)
-
-
-def print_table(manifest: Manifest, file=None) -> None:
-    """Format | Precision | Size | Accuracy | Δ vs PyTorch | Agreement | Max |Δlogit| | Export time | Status."""
-    from rich.console import Console
-    from rich.table import Table
-
-    ref = manifest.reference or {}
-    title = f"{manifest.name}: {len(manifest.labels)} classes, {manifest.input.height}x{manifest.input.width}"
-    if ref.get("accuracy") is not None:
-        title += f"; PyTorch fp32 {ref['accuracy']:.2%} on {ref.get('n_images')} held-out images"
-    t = Table(title=title)
-    for col in ("Format", "Precision", "Size (MB)", "Accuracy", "Δ vs PyTorch", "Agreement", "Max |Δlogit|",
-                "Export time", "Status"):
-        t.add_column(col, justify="left" if col in ("Format", "Precision", "Status") else "right")
-    for a in manifest.artifacts:
-        v = a.verification
-        status = "[green]ok[/]" if a.status == "ok" else f"[red]failed[/]: {_short(a.error or '', 90)}"
-        t.add_row(
-            a.format + (" +pp" if a.embedded_preprocess else ""), a.precision,
-            f"{a.size_bytes / 1e6:.2f}" if a.size_bytes else "-",
-            f"{v.accuracy:.2%}" if v else "-",
-            f"{100 * v.accuracy_delta:+.2f}" if v else "-",
-            f"{v.agreement:.1%}" if v else "-",
-            f"{v.max_abs_logit_diff:.3g}" if v else "-",
-            f"{a.export_seconds:.1f}s" if a.export_seconds is not None else "-",
-            status,
-        )
-    Console(file=file or sys.stdout, width=160).print(t)
