@@ -8,43 +8,7 @@ from typing import Any
 
 __all__ = ["compare_table", "estimate_table", "latency_table", "loop_table", "print_table", "print_warnings"]
 
-
-_TEXT_COLUMNS = {"basis", "measured", "stage"}
-
-
-def _fmt(v: Any, digits: int = 2) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        # three significant-ish digits: sub-millisecond latencies need decimals, seconds do not
-        return f"{v:.3f}" if abs(v) < 1 else f"{v:.2f}" if abs(v) < 100 else f"{v:.1f}"
-    return str(v)
-
-
-def print_table(title: str, headers: Sequence[str], rows: Iterable[Sequence[Any]], *, file=None) -> None:
-    rows = [[_fmt(c) for c in r] for r in rows]
-    file = file or sys.stdout
-    try:
-        from rich.console import Console
-        from rich.table import Table
-    except ImportError:
-        widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-        print(title, file=file)
-        print("  ".join(h.rjust(w) for h, w in zip(headers, widths)), file=file)
-        for r in rows:
-            print("  ".join(c.rjust(w) for c, w in zip(r, widths)), file=file)
-        return
-    table = Table(header_style="bold")
-    for i, h in enumerate(headers):
-        text_col = i < 3 or h in _TEXT_COLUMNS
-        table.add_column(h, justify="left" if text_col else "right", no_wrap=i < 3)
-    for r in rows:
-        table.add_row(*r)
-    console = Console(file=file)
-    if not console.is_terminal:
-        console = Console(file=file, width=180)  # piped or logged: do not squeeze to 80 columns
-    console.print(title, style="bold", highlight=False)  # above, not inside: a narrow table would wrap it
-    console.print(table)
+from .._table import fmt as _fmt, print_table  # noqa: E402  (the one table printer)
 
 
 def print_warnings(records: list[dict[str, Any]], *, file=None) -> None:

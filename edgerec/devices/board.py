@@ -13,7 +13,7 @@ Layout under ROOT (``~/.edgerec`` by default)::
     deploys.jsonl                    one line per deploy / rollback, with its health check
     .lock                            flock(1) target that serialises deploys
 
-Commands: ``start``, ``stop``, ``restart``, ``state``, ``wait-healthy VERSION TIMEOUT``, ``info``,
+Commands: ``start``, ``stop``, ``restart``, ``state``, ``wait-healthy VERSION TIMEOUT``, ``info``, ``check FOLDER``,
 ``exec`` (the service's main process) and ``supervise`` (the fallback supervisor's loop).
 """
 
@@ -364,13 +364,19 @@ class _TakeOverLock:
         self._thread.join(5)
 
 
-def bundle_problem(folder: Path) -> str | None:
-    """Why the bundle in ``folder`` must not run (``verify_bundle``, as the laptop checked it), or None."""
+def bundle_problem(folder: Path, *, self_test: bool = True) -> str | None:
+    """Why the bundle in ``folder`` must not run, or None: ``verify_bundle`` (as the laptop checked it), then the
+    self-test (``edgerec.runtime.selftest``): every artifact this board can run, on the bundle's check images,
+    against the outputs recorded at export. The one check before a deploy switches and before an activation."""
     from ..bundle import verify_bundle  # imported here: the other board commands start without jsonschema
     from ..errors import EdgerecError
 
     try:
-        verify_bundle(folder)
+        m = verify_bundle(folder)
+        if self_test:
+            from ..runtime.selftest import self_test_problem
+
+            return self_test_problem(folder, manifest=m, threads=None)
     except EdgerecError as exc:
         return exc.message
     except Exception as exc:  # a check that cannot run must not let an unchecked bundle start
@@ -479,6 +485,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if res["healthy"] else 1
     elif cmd == "info":
         print(json.dumps(board_info(root)))
+    elif cmd == "check":  # check FOLDER: a staged bundle, before the deploy moves it into place
+        problem = bundle_problem(Path(rest[0]))
+        print(json.dumps({"ok": problem is None, "problem": problem}))
+        return 0 if problem is None else 1
     else:
         print(f"unknown command {cmd!r}", file=sys.stderr)
         return 2

@@ -10,7 +10,10 @@
 5. the staging folder becomes ``models/<name>/<version>/`` and ``current`` is switched atomically
    (``ln -s`` to a temporary name, then ``mv -T``, a single rename(2)); every command passes ``--`` before
    names and quotes them;
-6. the board checks the bundle again (the same ``verify_bundle``), then the service restarts and must be
+   before that, the board checks the staged bundle itself (``board.bundle_problem``: the same ``verify_bundle``,
+   then the self-test of every artifact it can run on the check images, against the outputs recorded at
+   export); a bundle that fails is removed and ``current`` never moves;
+6. the board checks the bundle again (the same function), then the service restarts and must be
    active and print its first prediction within the health timeout, otherwise the previous version is switched back and restarted, and the error says why;
 7. all but the newest ``keep`` versions are removed (never the current or the previous one).
 """
@@ -200,6 +203,16 @@ class Board:
             return {"healthy": False, "reason": f"health check did not answer: {r.stderr.strip()[-300:]}"}
 
 
+def _check_text(out: str) -> str:
+    """The board's ``check`` answer (a JSON line after any log output) as the reason."""
+    for line in reversed(out.strip().splitlines()):
+        try:
+            return json.loads(line).get("problem") or line
+        except ValueError:
+            continue
+    return out.strip()[-500:] or "the board's check failed without a reason"
+
+
 def _remote_verify(board: Board, folder: str) -> str | None:
     """Run sha256sum -c on the board; returns the failure text or None."""
     r = board.conn.run(f"cd {q(folder)} && sha256sum -c --quiet -- {_SUMS}", check=False, what="verifying on the board")
@@ -316,9 +329,13 @@ def _deploy_locked(board: Board, bundle: Path, files: dict[str, str], res: Deplo
         res.seconds["upload"] = round(time.perf_counter() - t, 3)
         t = time.perf_counter()
         trash = board.path("models", name, f".trash-{secrets.token_hex(4)}")
+        # sha256 over every file, then the board's own check (hashes and the self-test on the check images):
+        # a bundle that fails either is removed and `current` never moves
         commit = (
             f"cd {q(staging)} && out=$(sha256sum -c --quiet -- {_SUMS} 2>&1) || "
             f"{{ cd / && rm -rf -- {q(staging)}; printf 'BADSUM %s\\n' \"$out\"; exit 3; }}\n"
+            f"out=$({board.agent_command('check', staging)} 2>&1) || "
+            f"{{ cd / && rm -rf -- {q(staging)}; printf 'BADCHECK %s\\n' \"$out\"; exit 4; }}\n"
             f"cd / && if [ -e {q(final)} ]; then mv -T -- {q(final)} {q(trash)}; fi && "
             f"mv -T -- {q(staging)} {q(final)} && rm -rf -- {q(trash)}\n"
         )
@@ -330,6 +347,11 @@ def _deploy_locked(board: Board, bundle: Path, files: dict[str, str], res: Deplo
                 f"{conn.target}: sha256 check ON THE BOARD failed, nothing was switched: {bad.splitlines()[0]}",
                 hint="the upload was corrupted in transit; deploy again (check the link / SD card if it repeats)",
             )
+        if "BADCHECK" in r.stdout:
+            raise DeployError(f"{conn.target}: the board refused {name} {version}, nothing was switched: "
+                              f"{_check_text(r.stdout.split('BADCHECK', 1)[1])}",
+                              hint="the bundle does not answer on the board as it did at export; `edgerec bundle verify "
+                                   "--run BUNDLE` on the board shows each artifact's numbers")
         if not r.ok:
             raise DeployError(f"{conn.target}: switching to {version} failed: {(r.stderr or r.stdout).strip()[-300:]}")
     else:

@@ -6,7 +6,7 @@
 >>> b.dir, b.archive                                                     # doctest: +SKIP
 (PosixPath('bundles/digits'), PosixPath('bundles/digits.edgerec'))
 >>> [(a.key, a.verification.accuracy) for a in b.manifest.ok_artifacts()]   # doctest: +SKIP
-[('onnx-fp32', 96.1), ('onnx-int8', 95.8), ('openvino-fp32', 96.1), ('openvino-int8', 95.8)]
+[('onnx-fp32', 0.961), ('onnx-int8', 0.958), ('openvino-fp32', 0.961), ('openvino-int8', 0.958)]
 
 Every artifact is run through its own runtime backend on the held-out test split before it is listed as
 ``ok``; a converter that fails or an artifact that misses its bound is recorded as ``failed`` with the

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..bundle import Artifact, InputSpec, Verification
+from ..bundle import InputSpec, Verification
+from ..runtime.selftest import run_artifact  # noqa: F401  (re-exported: the runtime owns it)
 
 __all__ = ["Thresholds", "torch_logits", "run_artifact", "measure", "with_calibration", "judge", "accuracy", "decisions",
            "run_checks"]
@@ -38,22 +39,6 @@ def torch_logits(model, images: np.ndarray, spec: InputSpec, *, batch: int = 64)
             x = normalize(images[i:i + batch], spec).transpose(0, 3, 1, 2)
             outs.append(model(torch.from_numpy(np.ascontiguousarray(x))).float().numpy())
     return np.concatenate(outs) if outs else np.zeros((0, 0), np.float32)
-
-
-def run_artifact(path: str | Path, artifact: Artifact, images: np.ndarray, spec: InputSpec, *,
-                 threads: int | None = 2, batch: int = 32) -> np.ndarray:
-    """Float scores of ``artifact`` (its own backend) for uint8 RGB images (N, H, W, 3)."""
-    from ..runtime.adapters import from_model_output, to_model_input
-    from ..runtime.backends import open_backend
-
-    outs = []
-    with open_backend(path, artifact, threads=threads) as be:
-        # ORT and OpenVINO models here have a dynamic batch; TFLite files are fed one image at a time
-        step = batch if be.name in ("onnxruntime", "openvino") else 1
-        for i in range(0, len(images), step):
-            x = to_model_input(images[i:i + step], spec, artifact)
-            outs.append(from_model_output(be.invoke(x), artifact))
-    return np.concatenate(outs).reshape(len(images), -1)
 
 
 def decisions(scores: np.ndarray, task: str) -> np.ndarray:
@@ -114,36 +99,7 @@ def judge(v: Verification, precision: str, th: Thresholds) -> str | None:
 
 
 def run_checks(bundle: str | Path, *, threads: int | None = 2) -> list[dict]:
-    """Re-run every ok artifact of a bundle folder on its ``check/`` images (no torch needed).
+    """``edgerec.runtime.selftest.self_test`` as dicts (kept for callers of the earlier name)."""
+    from ..runtime.selftest import self_test
 
-    Returns one row per artifact: ``{"key", "n", "same", "agreement", "accuracy"}``: ``same`` is the share of
-    check images where the artifact gives the top-1 it gave at export time on the exporting machine
-    (``reference.artifact_check_top1``; ``None`` if not recorded), ``agreement`` the share matching the PyTorch
-    model's top-1, ``accuracy`` against the images' folder labels (all fractions 0..1).
-    """
-    from ..bundle import load_manifest
-    from ..runtime.image import model_image, read_image_bgr
-
-    root = Path(bundle)
-    m = load_manifest(root)
-    if not m.check_images:
-        return []
-    imgs = np.stack([model_image(read_image_bgr(root / rel), m.input) for rel in m.check_images])
-    if m.input.color_order.upper() == "RGB":
-        imgs = np.ascontiguousarray(imgs[..., ::-1])  # a handful of images: the slow numpy swap is fine
-    ref = m.reference or {}
-    recorded = ref.get("artifact_check_top1", {})
-    rows = []
-    for art in m.ok_artifacts():
-        scores = run_artifact(root / art.file, art, imgs, m.input, threads=threads)
-        row: dict = {"key": art.key, "n": int(len(imgs)), "same": None, "agreement": None, "accuracy": None}
-        if m.task == "single_label":
-            top1 = scores.argmax(axis=1)
-            if art.key in recorded:
-                row["same"] = float(np.mean(top1 == np.asarray(recorded[art.key])))
-            if ref.get("check_top1") is not None:
-                row["agreement"] = float(np.mean(top1 == np.asarray(ref["check_top1"])))
-            if ref.get("check_labels") is not None:
-                row["accuracy"] = float(np.mean(top1 == np.asarray(ref["check_labels"])))
-        rows.append(row)
-    return rows
+    return [r.to_dict() for r in self_test(bundle, threads=threads)]

@@ -69,7 +69,7 @@ class Classifier:
              profile: str | None = None, verify: bool = True, threshold: float | None = None,
              top_k: int = 5, smoothing: int = 0, smoothing_mode: str = "mean", roi=None,
              accuracy_tolerance: float = ACCURACY_TOLERANCE, deploy_profile=None, bench_store=None,
-             choice_cache: bool = True) -> "Classifier":
+             choice_cache: bool = True, self_test: bool = False) -> "Classifier":
         """Verify ``bundle`` (a folder, or a packed ``.edgerec``/``.tar.gz``) and load the artifact that runs
         fastest here among the accurate ones; ``clf.choice`` says which and why.
 
@@ -88,6 +88,9 @@ class Classifier:
         ``smoothing_mode="majority"``) over the last N frames in ``classify``. ``roi``: the region of each frame
         to classify, ``"x,y,w,h"`` in pixels or fractions of the frame (``"0.125,0,0.75,1"``), a 4-sequence or an
         ``edgerec.runtime.roi.Roi``; a deploy-time setting (the bundle does not change), checked on the first frame.
+
+        ``self_test``: before returning, run the chosen artifact on the bundle's check images and compare its
+        outputs with those recorded at export (``edgerec.runtime.selftest``); ``BundleError`` when they differ.
         """
         root = Path(bundle)
         unpacked = None
@@ -104,7 +107,8 @@ class Classifier:
             clf = cls._load(root, backend=backend, format=format, precision=precision, threads=threads, device=device,
                             profile=profile, verify=verify, threshold=threshold, top_k=top_k, smoothing=smoothing,
                             smoothing_mode=smoothing_mode, roi=roi, accuracy_tolerance=accuracy_tolerance,
-                            deploy_profile=deploy_profile, bench_store=bench_store, choice_cache=choice_cache)
+                            deploy_profile=deploy_profile, bench_store=bench_store, choice_cache=choice_cache,
+                            self_test=self_test)
         except BaseException:
             if unpacked is not None:
                 shutil.rmtree(unpacked, ignore_errors=True)
@@ -115,7 +119,7 @@ class Classifier:
     @classmethod
     def _load(cls, root: Path, *, backend, format, precision, threads, device, profile, verify, threshold, top_k,
               smoothing, smoothing_mode, roi=None, accuracy_tolerance=ACCURACY_TOLERANCE, deploy_profile=None,
-              bench_store=None, choice_cache=True) -> "Classifier":
+              bench_store=None, choice_cache=True, self_test=False) -> "Classifier":
         manifest = verify_bundle(root) if verify else load_manifest(root)
         prof = None
         if profile:
@@ -141,6 +145,15 @@ class Classifier:
                         precision=precision, threads=threads, device=device, profile=prof, deploy_profile=deploy_profile,
                         store=bench_store, accuracy_tolerance=accuracy_tolerance, cache=choice_cache)
         artifact = next(a for a in manifest.ok_artifacts() if a.key == choice.artifact)
+        if self_test:
+            from .selftest import self_test as run_self_test
+
+            bad = [r for r in run_self_test(root, keys=[artifact.key], threads=choice.threads, manifest=manifest,
+                                            skip_missing_backends=False) if not r.passed]
+            if bad:
+                raise BundleError(f"self-test failed: {artifact.key}: {bad[0].reason}",
+                                  hint="this artifact does not answer as it did at export: re-export the bundle, or "
+                                       "compare runtime versions (edgerec bundle verify --run BUNDLE)")
         clf = open_candidate(Candidate(artifact, choice.backend), choice.threads)
         clf.choice = choice
         return clf

@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgerec.bundle import Artifact, InputSpec, Manifest, QuantParams, sha256_file, write_manifest
+from edgerec.bundle import Artifact, InputSpec, Manifest, QuantParams, load_manifest, sha256_file, write_manifest
 
 __all__ = ["rt_onnx_master", "rt_onnx_bundle", "rt_multilabel_bundle", "rt_tflite_bundle", "make_colour_onnx_bundle",
-           "make_tflite_bundle", "make_benchmark_bundle", "make_clean_env", "runtime_requirements", "COLOUR_LABELS", "colour_frame", "rt_video"]
+           "make_tflite_bundle", "make_benchmark_bundle", "make_clean_env", "runtime_requirements", "COLOUR_LABELS", "colour_frame", "rt_video",
+           "add_check_images", "record_check_outputs"]
 
 COLOUR_LABELS = ("red", "green", "blue")
 GAIN = 4.0  # logits = GAIN * normalised channel means
@@ -272,3 +273,41 @@ def rt_video(tmp_path_factory):
         vw.write(colour_frame("red" if i < 20 else "blue"))
     vw.release()
     return path
+
+
+def add_check_images(bundle: Path) -> Path:
+    """The hand-built colour bundle plus one check image per colour, as export writes them."""
+    import dataclasses
+
+    import cv2
+
+    rels = []
+    for lab in COLOUR_LABELS:
+        (bundle / "check" / lab).mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(bundle / "check" / lab / "0.png"), colour_frame(lab))
+        rels.append(f"check/{lab}/0.png")
+    m = load_manifest(bundle)
+    write_manifest(dataclasses.replace(m, check_images=tuple(rels)), bundle)
+    return bundle
+
+
+def record_check_outputs(bundle: Path, shift: float = 0.0) -> dict:
+    """Write what export writes: each artifact's outputs on the check images and its tolerance (+ ``shift``)."""
+    import json
+
+    from edgerec.bundle import contract_digest
+    from edgerec.runtime.selftest import check_inputs, output_tolerance, run_artifact
+
+    m = load_manifest(bundle)
+    imgs = check_inputs(bundle, m)
+    data = json.loads((bundle / "edgerec.json").read_text())
+    ref = data.setdefault("reference", {})
+    ref["artifact_check_outputs"], ref["artifact_check_tolerance"] = {}, {}
+    for a in m.ok_artifacts():
+        out = run_artifact(bundle / a.file, a, imgs, m.input, threads=1).astype(np.float64)
+        tol = output_tolerance(a, out)
+        ref["artifact_check_outputs"][a.key] = np.round(out + shift * tol["abs"], 6).tolist()
+        ref["artifact_check_tolerance"][a.key] = tol
+    data["contract_sha256"], data["contract_sections"] = contract_digest(data)
+    (bundle / "edgerec.json").write_text(json.dumps(data))
+    return ref

@@ -260,3 +260,29 @@ def test_board_rolls_back_by_itself_when_the_link_dies_during_the_health_check(s
     assert last["version"] == "2" and last["health"]["healthy"] is False and last["rolled_back_to"] == "1"
     assert _current(root) == "1"
     assert json.loads((root / "run" / "started.json").read_text())["version"] == "1"
+
+
+def test_a_model_that_answers_differently_is_refused_on_the_board_before_switch(ssh_board, tmp_path):
+    """Hashes all consistent (a swapped model would be), but the outputs on the check images are not those
+    recorded at export: the board's self-test refuses it, `current` stays, the staged copy is gone."""
+    import shutil
+
+    from _fixtures.runtime import add_check_images, make_colour_onnx_bundle, record_check_outputs
+
+    server, root = ssh_board
+    good = add_check_images(make_colour_onnx_bundle(tmp_path / "good", openvino=False))
+    record_check_outputs(good)
+    bad = shutil.copytree(good, tmp_path / "bad")
+    data = json.loads((bad / "edgerec.json").read_text())
+    data["version"] = "2"
+    (bad / "edgerec.json").write_text(json.dumps(data))
+    record_check_outputs(bad, shift=3.0)  # rewrites the contract hash: every hash check passes
+    with server.connect() as conn:
+        res = deploy(conn, good, root=str(root), service=False)
+        assert res.ok
+        with pytest.raises(DeployError, match=r"refused colours 2, nothing was switched: self-test failed: onnx-fp32: "
+                                              r"outputs differ from export's by up to"):
+            deploy(conn, bad, root=str(root), service=False)
+    assert _current(root, "colours") == "1"
+    assert not (root / "models" / "colours" / "2").exists()
+    assert not [p for p in os.listdir(root / "models" / "colours") if p.startswith(".staging")]

@@ -149,3 +149,52 @@ def test_export_of_a_run_without_checkpoint_is_a_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "ModelError" in err and "no checkpoint (best.pt)" in err
     assert not (tmp_path / "b").exists()
+
+
+def test_self_test_refuses_a_swapped_model_whose_hashes_were_recomputed(tiny_bundle, tmp_path, capsys):
+    """Another valid model in the artifact's place, its sha256 and the contract hash recomputed: every hash
+    check passes, and the self-test (outputs against those recorded at export) is what refuses it."""
+    import onnx
+    from onnx import numpy_helper
+
+    from edgerec.bundle import contract_digest, sha256_file, verify_bundle
+    from edgerec.cli import main
+    from edgerec.runtime import Classifier
+    from edgerec.runtime.selftest import self_test
+
+    copy = shutil.copytree(tiny_bundle.dir, tmp_path / "b")
+    data = json.loads((copy / "edgerec.json").read_text())
+    art = next(a for a in data["artifacts"] if a["format"] == "onnx" and a["precision"] == "fp32")
+    model = onnx.load(str(copy / art["file"]))
+    n = len(data["labels"])
+    head = next(t for t in model.graph.initializer if len(t.dims) == 2 and n in t.dims)  # the classifier's weight
+    w = numpy_helper.to_array(head)
+    head.CopyFrom(numpy_helper.from_array((w[::-1] * 1.5).astype(w.dtype) if w.shape[0] == n else w[:, ::-1] * 1.5,
+                                         head.name))  # classes swapped and rescaled: a valid, different model
+    onnx.save(model, str(copy / art["file"]))
+    art["sha256"] = {rel: sha256_file(copy / rel) for rel in art["sha256"]}
+    art["size_bytes"] = (copy / art["file"]).stat().st_size
+    data["contract_sha256"], data["contract_sections"] = contract_digest(data)
+    (copy / "edgerec.json").write_text(json.dumps(data))
+
+    verify_bundle(copy)  # the hash check cannot see it
+    rows = {r.key: r for r in self_test(copy, threads=1)}
+    bad = rows["onnx-fp32"]
+    assert not bad.passed and bad.max_abs_diff > bad.tolerance and "differ from export's" in bad.reason
+    assert all(r.passed for k, r in rows.items() if k != "onnx-fp32")  # the others untouched
+    assert main(["bundle", "verify", str(copy), "--run"]) == 1
+    assert "answers changed since export for: onnx-fp32" in capsys.readouterr().err
+    with pytest.raises(BundleError, match="self-test failed: onnx-fp32"):
+        Classifier.load(copy, format="onnx", precision="fp32", self_test=True)
+    with Classifier.load(tiny_bundle.dir, format="onnx", precision="fp32", self_test=True) as clf:
+        assert clf.artifact.key == "onnx-fp32"  # an untouched bundle passes its own self-test
+
+
+def test_recorded_outputs_and_tolerances(tiny_bundle):
+    m = tiny_bundle.manifest
+    ref = m.reference
+    for a in m.ok_artifacts():
+        out = ref["artifact_check_outputs"][a.key]
+        assert len(out) == len(m.check_images) and len(out[0]) == len(m.labels)
+        tol = ref["artifact_check_tolerance"][a.key]
+        assert tol["abs"] > 0 and ("quantization steps" in tol["basis"]) == (a.precision == "int8")
