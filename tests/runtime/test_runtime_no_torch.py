@@ -27,19 +27,21 @@ class Block(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, Block())
 from edgerec.runtime import Classifier, open_source
 from edgerec.runtime._cli import main
-with Classifier.load({bundle!r}, threads=1) as clf:
+with Classifier.load({bundle!r}, threads=1, backend={backend!r}) as clf:
     import numpy as np
     pred = clf.classify(np.zeros((48, 64, 3), np.uint8))
 with open_source({video!r}) as src:
     n = sum(1 for _ in src)
-rc = main([{bundle!r}, "--source", {video!r}, "--max-frames", "5", "--jsonl", {out!r}])
+rc = main([{bundle!r}, "--source", {video!r}, "--max-frames", "5", "--jsonl", {out!r}, "--backend", {backend!r}])
 loaded = sorted(m for m in sys.modules if any(m == f or m.startswith(f + ".") for f in FORBIDDEN))
 print(json.dumps({{"label": pred.label, "frames": n, "rc": rc, "loaded": loaded, "backend": clf.backend.name}}))
 """
 
 
-def _check(python, bundle, video, tmp_path, env=None):
-    code = _SCRIPT.format(forbidden=FORBIDDEN, bundle=str(bundle), video=str(video), out=str(tmp_path / "o.jsonl"))
+def _check(python, bundle, video, tmp_path, env=None, backend="auto"):
+    # the colour bundle holds ONNX and OpenVINO artifacts: "auto" takes whichever ran faster here
+    code = _SCRIPT.format(forbidden=FORBIDDEN, bundle=str(bundle), video=str(video), out=str(tmp_path / "o.jsonl"),
+                          backend=backend)
     r = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads(r.stdout.strip().splitlines()[-1])
@@ -49,8 +51,10 @@ def _check(python, bundle, video, tmp_path, env=None):
 
 
 def test_runtime_path_imports_no_torch(rt_onnx_bundle, rt_video, tmp_path):
-    res = _check(sys.executable, rt_onnx_bundle, rt_video, tmp_path)
+    res = _check(sys.executable, rt_onnx_bundle, rt_video, tmp_path, backend="onnxruntime")
     assert res["backend"] == "onnxruntime"
+    res = _check(sys.executable, rt_onnx_bundle, rt_video, tmp_path)  # the automatic choice, whichever it is
+    assert res["backend"] in ("onnxruntime", "openvino")
 
 
 def test_tflite_runtime_path_imports_no_torch(rt_tflite_bundle, rt_video, tmp_path):
@@ -68,3 +72,4 @@ def test_clean_environment_with_only_the_runtime_extra(rt_onnx_bundle, rt_video,
     assert probe.stdout.strip() == "[]"  # truly clean: they could not be imported even by accident
     res = _check(py, rt_onnx_bundle, rt_video, tmp_path, env={"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1"})
     assert res["label"] in ("red", "green", "blue")
+    assert res["backend"] == "onnxruntime"  # the one backend installed: the automatic choice takes it

@@ -1,6 +1,6 @@
 """Where results go: a table of sinks, one small module each.
 
-Every sink has ``write(frame, result, record)`` (``record`` is the JSON-ready dict the JSON-lines sink
+Every sink has ``write(image, record)`` (``record`` is the JSON-ready dict the JSON-lines sink
 prints: timestamp, frame index, label, score, top-k, per-stage latency) and ``close()``.
 """
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 __all__ = ["Sink", "annotate"]
@@ -27,6 +26,8 @@ class Sink:
 def annotate(image: np.ndarray, record: dict) -> np.ndarray:
     """A copy of ``image`` with the answer (and each stage's, for pipelines) written top-left, and the region
     each stage classified (``roi``) framed in yellow."""
+    import cv2  # only sinks that draw need OpenCV: the JSONL and CSV sinks do not
+
     out = image.copy()
     rois = {tuple(r) for r in [record.get("roi"), *(st.get("roi") for st in record.get("stages", []))] if r}
     thick = max(1, round(min(out.shape[:2]) / 240))
