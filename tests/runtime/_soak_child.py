@@ -62,7 +62,9 @@ def main(bundle: str, video: str, seconds: float, idle: float, out: str) -> None
     time.sleep(0.5)
     res = {"frames": summary.frames, "fps": summary.fps, "seconds": summary.seconds, "stopped_by": summary.stopped_by,
            "dropped": summary.source["dropped"], "source_alive": src.alive, "rss_mb": samples, "settled": settled,
-           "threads_left": [t.name for t in threading.enumerate() if t.ident not in threads_before]}
+           # the runtime's own threads (edgerec-*, the preview's per-client ones); a backend's library may keep its own
+           "threads_left": [t.name for t in threading.enumerate() if t.ident not in threads_before
+                            and (t.name.startswith("edgerec-") or "process_request_thread" in t.name)]}
     (out_dir / "result.json").write_text(json.dumps(res))
 
 
