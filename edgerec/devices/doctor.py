@@ -146,15 +146,17 @@ def check_opencv() -> list[Check]:
 
 
 def check_backends() -> list[Check]:
+    """Each runtime backend in ``edgerec.runtime.backends.BACKENDS`` (the one table), importable or not."""
+    from ..runtime.backends import BACKENDS, backend_class
+
     found = []
-    for mod, label, extra in (("ai_edge_litert", "litert", "litert"), ("onnxruntime", "onnxruntime", "onnx"),
-                              ("openvino", "openvino", "openvino")):
+    for name in BACKENDS:
+        cls = backend_class(name)
         try:
-            m = importlib.import_module(mod)
-            found.append(Check(f"backend {label}", "ok", getattr(m, "__version__", "installed")))
+            found.append(Check(f"backend {name}", "ok", cls.library_version()))
         except Exception as exc:  # a broken install is reported, the other backends are still checked
-            found.append(Check(f"backend {label}", "info", f"not importable ({type(exc).__name__})",
-                               f"pip install 'edgerec[{extra}]' if this board should run {label} models"))
+            found.append(Check(f"backend {name}", "info", f"not importable ({type(exc).__name__})",
+                               f"pip install 'edgerec[{cls.extra}]' if this board should run {name} models"))
     if not any(c.status == "ok" for c in found):
         found.append(Check("backends", "fail", "no inference backend is importable", "pip install 'edgerec[litert]'"))
     return found

@@ -19,7 +19,7 @@ from ..bundle import (MANIFEST_NAME, SCHEMA_VERSION, Artifact, InputSpec, Manife
                       load_manifest, sha256_file, write_manifest)
 from ..errors import ConfigError, DataError, EdgerecError, ExportError, ModelError
 from ._types import ExportSource
-from .formats import BACKEND_FOR, FORMATS, PRECISIONS, exporter, parse_list
+from .formats import BACKEND_FOR, FORMATS, PRECISIONS, check_options, exporter, parse_list
 from ..runtime.selftest import output_tolerance, run_artifact
 from .verify import Thresholds, accuracy, judge, measure, torch_logits, with_calibration
 
@@ -299,12 +299,13 @@ def export(run, *, formats: str | Iterable[str] = tuple(FORMATS), precisions: st
 
     >>> b = export("runs/digits", out="bundles/digits")                # doctest: +SKIP
     >>> b.manifest.artifact("onnx", "int8").verification.accuracy      # doctest: +SKIP
-    95.8
+    0.958
     """
     import torch
 
     fmts = parse_list(formats, tuple(FORMATS), what="format")
     precs = parse_list(precisions, PRECISIONS, what="precision")
+    check_options(options)  # before anything is loaded: a misspelled option fails at once
     if threads:
         torch.set_num_threads(int(threads))
     if calib < 0 or max_eval < 1:

@@ -10,8 +10,9 @@ import importlib
 from typing import Callable
 
 from ..errors import ConfigError, suggest
+from ..runtime.backends import FORMAT_BACKENDS
 
-__all__ = ["FORMATS", "PRECISIONS", "BACKEND_FOR", "exporter", "parse_list"]
+__all__ = ["FORMATS", "PRECISIONS", "BACKEND_FOR", "exporter", "check_options", "parse_list"]
 
 FORMATS: dict[str, str] = {
     "tflite": "edgerec.export.tflite:export_tflite",
@@ -21,8 +22,9 @@ FORMATS: dict[str, str] = {
 
 PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
 
-# The runtime backend each format is verified with (its own runtime, as on the device).
-BACKEND_FOR: dict[str, str] = {"tflite": "litert", "onnx": "onnxruntime", "openvino": "openvino"}
+# The runtime backend each format is verified with (its own runtime, as on the device): the first of the
+# runtime's own table (``edgerec.runtime.backends.FORMAT_BACKENDS``).
+BACKEND_FOR: dict[str, str] = {fmt: names[0] for fmt, names in FORMAT_BACKENDS.items()}
 
 
 def exporter(name: str) -> Callable:
@@ -31,6 +33,26 @@ def exporter(name: str) -> Callable:
         raise ConfigError(f"unknown export format '{name}'{suggest(name, FORMATS)}")
     module, func = FORMATS[name].split(":")
     return getattr(importlib.import_module(module), func)
+
+
+# set by the export itself, never by a recipe
+_OWN_ARGS = {"src", "precision", "out_dir"}
+_SET_BY_EXPORT = {"openvino": {"embed_preprocess"}}
+
+
+def check_options(options: dict | None) -> None:
+    """Every per-format option (``{"onnx": {"int8_activations": "int8"}}``) names a real keyword argument of that
+    format's exporter: a misspelled one is an error with a suggestion, never silently dropped."""
+    import inspect
+
+    for fmt, opts in (options or {}).items():
+        params = inspect.signature(exporter(fmt)).parameters
+        allowed = set(params) - _OWN_ARGS - _SET_BY_EXPORT.get(fmt, set())
+        for key in opts or {}:
+            if key not in allowed:
+                if not allowed:
+                    raise ConfigError(f"unknown {fmt} export option '{key}' (it takes none)")
+                raise ConfigError(f"unknown {fmt} export option '{key}'{suggest(str(key), allowed)}")
 
 
 def parse_list(value, allowed, *, what: str) -> tuple[str, ...]:

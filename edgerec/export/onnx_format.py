@@ -26,7 +26,7 @@ OPSET = 18
 
 
 def export_onnx(src: ExportSource, precision: str, out_dir: Path, *, opset: int = OPSET,
-                int8_activations: str = "uint8", **_) -> FormatResult:
+                int8_activations: str = "uint8") -> FormatResult:
     """Write ``model_<precision>.onnx`` into ``out_dir``.
 
     ``int8_activations``: ``"uint8"`` (default, fastest in ONNX Runtime on x86) or ``"int8"`` (the graph as

@@ -29,7 +29,7 @@ __all__ = ["export_openvino", "write_rt_info"]
 
 
 def export_openvino(src: ExportSource, precision: str, out_dir: Path, *, embed_preprocess: bool = False,
-                    int8_method: str = "graph", **_) -> FormatResult:
+                    int8_method: str = "graph") -> FormatResult:
     """Write ``model_<precision>[_pp].xml/.bin`` into ``out_dir``."""
     import openvino as ov
 

@@ -304,7 +304,7 @@ def read_tflite_metadata(path) -> dict | None:
     return read_metadata(Path(path).read_bytes())
 
 
-def export_tflite(src: ExportSource, precision: str, out_dir: Path, **_) -> FormatResult:
+def export_tflite(src: ExportSource, precision: str, out_dir: Path) -> FormatResult:
     """Write ``model_<precision>.tflite`` into ``out_dir`` (NHWC raw-pixel input, metadata with labels).
 
     >>> res = export_tflite(src, "int8", Path("out"))            # doctest: +SKIP

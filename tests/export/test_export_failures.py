@@ -30,3 +30,16 @@ def test_failed_converter_and_failed_bound_are_recorded(tmp_path, monkeypatch):
     ov = arts["openvino", "fp32"]
     assert ov["status"] == "failed" and "agrees with PyTorch" in ov["error"] and ov["verification"]["passed"] is False
     assert not list(tmp_path.glob(".bundle.tmp-*"))  # no temporary folder left behind
+
+
+def test_misspelled_format_option_is_an_error_before_anything_loads(tmp_path):
+    from edgerec.errors import ConfigError
+    from edgerec.export import export
+
+    # the run does not even exist: the option is checked first
+    with pytest.raises(ConfigError, match=r"unknown onnx export option 'int8_activation'; did you mean 'int8_activations'"):
+        export(tmp_path / "no-run", formats="onnx", options={"onnx": {"int8_activation": "int8"}})
+    with pytest.raises(ConfigError, match=r"unknown tflite export option 'opset' \(it takes none\)"):
+        export(tmp_path / "no-run", formats="tflite", options={"tflite": {"opset": 17}})
+    with pytest.raises(ConfigError, match="unknown export format 'onx'"):
+        export(tmp_path / "no-run", options={"onx": {}})

@@ -39,6 +39,12 @@ class Backend(ABC):
         except (ImportError, ValueError):
             return False
 
+    @classmethod
+    def library_version(cls) -> str:
+        """``"<module> <version>"`` of the library that provides this backend; raises ImportError when absent."""
+        mod = importlib.import_module(cls.module)
+        return f"{cls.module} {getattr(mod, '__version__', 'installed')}"
+
     @property
     @abstractmethod
     def input_shape(self) -> tuple[int, ...]: ...

@@ -48,6 +48,12 @@ class LiteRTBackend(Backend):
                 continue
         return False
 
+    @classmethod
+    def library_version(cls) -> str:
+        _, provider = _interpreter_module()  # ai_edge_litert, or the tflite_runtime fallback
+        mod = importlib.import_module(provider)
+        return f"{provider} {getattr(mod, '__version__', 'installed')}"
+
     def __init__(self, path, artifact, *, threads=None, device=None):
         super().__init__(path, artifact, threads=threads, device=device)
         mod, self.provider = _interpreter_module()
