@@ -24,6 +24,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "bundle": ("edgerec.export._cli:bundle_main", "bundle info / verify / pack / unpack"),
     "imagenet": ("edgerec.export._cli:imagenet_main", "a ready bundle of the ImageNet classifier (1,000 everyday classes)"),
     "run": ("edgerec.runtime._cli:main", "real-time recognition on a camera, stream, video or folder"),
+    "capture": ("edgerec.capture._cli:main", "collect training images from a camera into DIR/<label>/ (dedupe, blur/dark checks)"),
     "bench": ("edgerec.bench._cli:main", "latency profiling, result store, compare, budgets, recommend"),
     "device": ("edgerec.devices._cli:device_main", "device setup / doctor / pull"),
     "deploy": ("edgerec.devices._cli:deploy_main", "flash a bundle onto boards over SSH, with health check and rollback"),

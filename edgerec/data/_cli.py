@@ -16,13 +16,15 @@ _EPILOG = """examples:
   edgerec data check labels.csv --json report.json  # also write the report as JSON
   edgerec data check shapes/ --montage shapes.png   # and a picture: a row of samples per class
   edgerec data split digits/ --out split.json --ratios 0.7 0.2 0.1 --seed 0
+  edgerec data review field/                        # contact sheets + review.csv of edgerec run --collect frames
+  edgerec data review field/ --into data/           # copy the rows whose label you filled in into data/<label>/
 """
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edgerec data", description="Built-in datasets and dataset checks.",
                                 epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="cmd", metavar="{digits,synth,check,split}")
+    sub = p.add_subparsers(dest="cmd", metavar="{digits,synth,check,split,review}")
     sub.required = True
 
     d = sub.add_parser("digits", help="write scikit-learn's handwritten digits as an ImageFolder")
@@ -55,6 +57,11 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--ratios", type=float, nargs=3, default=(0.7, 0.2, 0.1), metavar=("TRAIN", "VAL", "TEST"))
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--multi-label", action="store_true")
+
+    r = sub.add_parser("review", help="contact sheets + a CSV to label frames from edgerec run --collect; merge them")
+    r.add_argument("path", type=Path, help="the folder edgerec run --collect wrote")
+    r.add_argument("--into", type=Path, default=None, metavar="TRAINING_DIR",
+                   help="copy the frames whose label column is filled in into TRAINING_DIR/<label>/ (never overwriting)")
     return p
 
 
@@ -112,5 +119,17 @@ def main(argv: list[str]) -> int:
         for w in split.warnings:
             print(f"warning: {w}", file=sys.stderr)
         print(f"wrote {args.out}: train {len(split.train)}, val {len(split.val)}, test {len(split.test)}")
+        return 0
+    if args.cmd == "review":
+        from .review import merge_review, write_review
+
+        if args.into is not None:
+            merged = merge_review(args.path, args.into)
+            print(f"copied {len(merged.copied)} frames into {args.into} ({merged.already_there} were there already)")
+            return 0
+        res = write_review(args.path)
+        print(f"wrote {res.csv} ({res.frames} frames, {res.kept_labels} labels kept from before) and "
+              f"{len(res.sheets)} contact sheets in {res.csv.parent / 'review'}; fill in the label column, then "
+              f"edgerec data review {args.path} --into TRAINING_DIR")
         return 0
     return 2  # pragma: no cover - argparse requires a sub-command

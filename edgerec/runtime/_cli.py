@@ -74,7 +74,28 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--status", dest="status", action="store_true", default=None, help="force the live status line")
     g.add_argument("--no-status", dest="status", action="store_false")
     g.add_argument("--summary-json", default=None, metavar="PATH", help="write the end-of-run summary as JSON")
+    g = p.add_argument_group("collect (doubt sampling: frames for a person to label)")
+    g.add_argument("--collect", default=None, metavar="DIR", help="save the frames the model doubts into DIR, each with "
+                   "its prediction beside it (DIR/<time>_<host>_<n>.jpg + .json; see edgerec data review)")
+    g.add_argument("--collect-below", type=float, default=0.6, metavar="S", help="top score under S (default 0.6; 0: off)")
+    g.add_argument("--collect-margin", type=float, default=0.15, metavar="M", help="top-1 minus top-2 under M (default 0.15; 0: off)")
+    g.add_argument("--collect-no-flips", action="store_true", help="do not save frames where the (smoothed) label changes")
+    g.add_argument("--collect-random", type=float, default=0.01, metavar="P", help="and this share of all frames (default 0.01)")
+    g.add_argument("--collect-per-minute", type=float, default=30.0, metavar="N", help="save at most N frames a minute (default 30)")
+    g.add_argument("--collect-max-mb", type=float, default=500.0, metavar="MB",
+                   help="cap on DIR's size; over it, frames already pulled go first, then the oldest (default 500)")
+    g.add_argument("--collect-min-free-mb", type=float, default=200.0, metavar="MB",
+                   help="never save when the disk has less free (default 200)")
     return p
+
+
+def _collect_policy(args):
+    """--collect-* flags -> a DoubtPolicy, checked before the model loads."""
+    from ..capture.doubt import DoubtPolicy
+
+    return DoubtPolicy(below=args.collect_below, margin=args.collect_margin, flips=not args.collect_no_flips,
+                       random_share=args.collect_random, max_per_minute=args.collect_per_minute,
+                       max_mb=args.collect_max_mb, min_free_mb=args.collect_min_free_mb)
 
 
 def _sinks(args, fps_hint: float):
@@ -110,6 +131,8 @@ def _check_outputs(args) -> None:
                               hint=f"create it first (mkdir -p {folder}) or choose another path")
         if not os.access(folder, os.W_OK | os.X_OK):
             raise ConfigError(f"{flag} {value}: the folder {folder} is not writable", hint="choose another path")
+    if args.collect is not None and Path(args.collect).exists() and not Path(args.collect).is_dir():
+        raise ConfigError(f"--collect {args.collect} is a file; it needs a folder", hint="e.g. --collect field/")
 
 
 def main(argv: list[str]) -> int:
@@ -133,6 +156,7 @@ def main(argv: list[str]) -> int:
     if args.http is not None:
         check_port(args.http, "--http")
     _check_outputs(args)
+    policy = _collect_policy(args) if args.collect is not None else None
     if args.source is None:
         if not args.profile:
             raise ConfigError("no --source given", hint="e.g. --source 0, csi://0, clip.mp4, photos/ (or --profile NAME for its camera)")
@@ -145,7 +169,7 @@ def main(argv: list[str]) -> int:
 
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    sinks = []
+    sinks, collector = [], None
     try:
         with load_pipeline(args.target, backend=args.backend, format=args.format, precision=args.precision,
                            threads=args.threads, device=args.device, profile=args.profile, verify=not args.no_verify,
@@ -164,6 +188,11 @@ def main(argv: list[str]) -> int:
             with src:
                 fps_hint = getattr(src, "native_fps", lambda: 0.0)() or args.fps or 15.0
                 sinks = _sinks(args, fps_hint)
+                if policy is not None:
+                    from ..capture.doubt import CollectSink
+
+                    collector = CollectSink(args.collect, policy, meta={"model": pipe.name, "source": str(args.source)})
+                    sinks.append(collector)
                 for s in sinks:
                     if hasattr(s, "url"):
                         print(f"http   {s.url}  (/result, /stream.mjpg)", file=sys.stderr)
@@ -173,10 +202,13 @@ def main(argv: list[str]) -> int:
             s.close()
         signal.signal(signal.SIGTERM, previous)
     print(summary.table(), file=sys.stderr)
+    collected = collector.stats if collector is not None else None
+    if collected is not None:
+        print(f"collect {args.collect}: {collected.line()}", file=sys.stderr)
     if args.summary_json:
         try:
             with open(args.summary_json, "w") as f:
-                json.dump(summary.to_dict(), f, indent=1)
+                json.dump({**summary.to_dict(), **({"collect": collected.to_dict()} if collected else {})}, f, indent=1)
         except OSError as exc:  # checked at the start; the folder may have gone during the run
             raise ConfigError(f"cannot write --summary-json {args.summary_json}: {exc.strerror or exc}",
                               hint="the summary is printed above") from exc

@@ -19,6 +19,7 @@ SINKS: dict[str, str] = {
     "video": "edgerec.runtime.sinks.video:VideoSink",
     "window": "edgerec.runtime.sinks.window:WindowSink",
     "http": "edgerec.runtime.sinks.http:HttpSink",
+    "collect": "edgerec.capture.doubt:CollectSink",  # doubt sampling (edgerec run --collect)
 }
 
 
