@@ -142,7 +142,10 @@ class Board:
         return self._config
 
     def agent_command(self, *args: str) -> str:
-        return " ".join(q(a) for a in (self.config["python"], "-m", "edgerec.devices.board", self.root, *args))
+        # from /: `python -m` puts the working folder first on sys.path, and an exported bundle's `openvino/` or
+        # `onnx/` folder (where a deploy runs its check) would shadow the library of that name
+        cmd = " ".join(q(a) for a in (self.config["python"], "-m", "edgerec.devices.board", self.root, *args))
+        return f"( cd / && exec {cmd} )"
 
     def agent(self, *args: str, check: bool = True, timeout: float = 120.0, what: str | None = None):
         """Run ``python -m edgerec.devices.board ROOT ...`` with the board's own python."""
@@ -334,7 +337,7 @@ def _deploy_locked(board: Board, bundle: Path, files: dict[str, str], res: Deplo
         commit = (
             f"cd {q(staging)} && out=$(sha256sum -c --quiet -- {_SUMS} 2>&1) || "
             f"{{ cd / && rm -rf -- {q(staging)}; printf 'BADSUM %s\\n' \"$out\"; exit 3; }}\n"
-            f"out=$({board.agent_command('check', staging)} 2>&1) || "
+            f"out=$( {board.agent_command('check', staging)} 2>&1) || "
             f"{{ cd / && rm -rf -- {q(staging)}; printf 'BADCHECK %s\\n' \"$out\"; exit 4; }}\n"
             f"cd / && if [ -e {q(final)} ]; then mv -T -- {q(final)} {q(trash)}; fi && "
             f"mv -T -- {q(staging)} {q(final)} && rm -rf -- {q(trash)}\n"
