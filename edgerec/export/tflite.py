@@ -63,7 +63,7 @@ def _pixel_model(core, spec, *, int8_input: bool):
             return self.core((x - self.shift) * self.scale)
 
     PixelInput.__qualname__ = PixelInput.__name__  # tensor names in the .tflite carry it
-    return PixelInput()
+    return PixelInput().eval()  # converters warn about (and may trace) a module left in training mode
 
 
 def _int8_graph(src: ExportSource):

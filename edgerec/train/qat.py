@@ -315,6 +315,16 @@ def move_to_eval(gm):
     return move_exported_model_to_eval(gm)
 
 
+def _for_inference(gm):
+    """Inference behaviour (``move_to_eval``) and ``training = False`` on every submodule. torchao's ``eval()`` on
+    an exported graph switches the ops but leaves the flag, and the LiteRT and ONNX exporters read the flag: each
+    int8 export warned "converted in training mode" about a graph that was not."""
+    move_to_eval(gm)
+    for m in gm.modules():
+        m.training = False
+    return gm
+
+
 def move_to_train(gm):
     """Switch an exported graph's dropout and BatchNorm back to training behaviour."""
     from torchao.quantization.pt2e import move_exported_model_to_train
@@ -360,8 +370,8 @@ def convert(gm):
     meta = dict(gm.meta.get(_META_KEY, {}))
     move_to_eval(gm)
     q = convert_pt2e(gm, fold_quantize=False)
-    move_to_eval(q)
     allow_exported_model_train_eval(q)  # so a wrapper's .eval() reaches it without raising
+    _for_inference(q)
     if meta:
         q.meta[_META_KEY] = meta
     return q
@@ -404,4 +414,4 @@ def load_quantized(path):
         raise ModelError(f"{path} is not a readable torch.export archive: {exc.__class__.__name__}: {exc}") from exc
     from torchao.quantization.pt2e import allow_exported_model_train_eval
 
-    return allow_exported_model_train_eval(move_to_eval(gm))
+    return _for_inference(allow_exported_model_train_eval(gm))

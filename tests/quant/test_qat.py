@@ -100,6 +100,8 @@ def test_qat_train_freeze_convert_save_load(kind, digits, trained, tmp_path):
     with torch.no_grad():
         assert torch.allclose(loaded(xv[:8]), q(xv[:8]), atol=1e-5)
     assert "quantized_decomposed.quantize_per_channel.default" in _quant_ops(loaded)
+    # inference graphs say so: converters warn about (and ONNX export may trace) modules left in training mode
+    assert not q.training and not loaded.training
 
 
 def test_ptq_calibrate_convert(digits):
