@@ -44,7 +44,7 @@ UNIT_TEMPLATE = _find_template("edgerec.service.in")
 @dataclass
 class SetupStep:
     name: str
-    status: str  # done | already | skipped | failed | planned
+    status: str  # done | already | skipped | warn | failed | planned
     detail: str = ""
 
 
@@ -105,7 +105,7 @@ def _profile(name: str | None, facts: dict):
 
 _FACTS = r"""
 printf 'machine=%s\n' "$(uname -m)"
-printf 'model=%s\n' "$(tr -d '\0' < /proc/device-tree/model 2>/dev/null)"
+printf 'model=%s\n' "$( { tr -d '\0' < /proc/device-tree/model || tr -d '\0' < /sys/firmware/devicetree/base/model; } 2>/dev/null)"
 printf 'user=%s\n' "$(id -un)"
 printf 'uid=%s\n' "$(id -u)"
 printf 'groups=%s\n' "$(id -Gn)"
@@ -114,6 +114,26 @@ printf 'systemd=%s\n' "$( [ -d /run/systemd/system ] && echo yes || echo no)"
 printf 'apt=%s\n' "$(command -v apt-get)"
 printf 'sudo=%s\n' "$( [ "$(id -u)" = 0 ] && echo root || (sudo -n true 2>/dev/null && echo yes || echo no))"
 """
+
+
+# What stops working without an OS package the apt sources here do not have
+_WITHOUT = {
+    "python3-picamera2": "picam:// cameras (picamera2 and libcamera come from Raspberry Pi's apt repository, "
+                         "archive.raspberrypi.com, absent from these apt sources); file, RTSP and V4L2 sources still work",
+    "python3-libcamera": "picam:// cameras (libcamera's Python bindings come from Raspberry Pi's apt repository)",
+}
+
+
+def _apt_candidate(conn: Connection, pkg: str) -> bool:
+    """Whether the board's apt sources offer ``pkg`` (``apt-cache policy`` prints a candidate version)."""
+    out = conn.run(f"apt-cache policy {q(pkg)} 2>/dev/null", check=False).stdout
+    cand = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.strip().startswith("Candidate:")), "")
+    return bool(cand) and cand != "(none)"
+
+
+def _unavailable(pkgs: list[str]) -> str:
+    what = "; ".join(f"{p}: {_WITHOUT.get(p, 'what needs it will not work')}" for p in pkgs)
+    return f"not in this board's apt sources, not installed: {what}"
 
 
 def _facts(conn: Connection) -> dict:
@@ -161,8 +181,15 @@ def setup_board(
         rep.add("os packages", "skipped", f"--no-os-packages (needed: {' '.join(pkgs)})")
     else:
         missing = [p for p in pkgs if not conn.run(f"dpkg -s {q(p)} >/dev/null 2>&1", check=False).ok]
+        absent = []
+        if missing and facts.get("apt") and not dry_run:
+            # a package only another repository has (python3-picamera2: Raspberry Pi's own) is a warning, not a failure
+            absent = [p for p in missing if not _apt_candidate(conn, p)]
+            missing = [p for p in missing if p not in absent]
+        if absent:
+            rep.add("os packages n/a", "warn", _unavailable(absent))
         if not missing:
-            rep.add("os packages", "already", " ".join(pkgs))
+            rep.add("os packages", "already", " ".join(p for p in pkgs if p not in absent) or "none installable")
         elif dry_run:
             rep.add("os packages", "planned", f"{sudo}apt-get install -y {' '.join(missing)}")
         elif not facts.get("apt"):
@@ -188,12 +215,15 @@ def setup_board(
         python = path + "/bin/python"
         ssp = bool(prof and prof.venv_system_site_packages)
         spec = package or f"edgerec[{extra}]"
-        local = Path(package).expanduser() if package else None
-        if local is not None and local.is_file() and not dry_run:  # a wheel on this machine: copy it over first
+        # a wheel on this machine ("dist/edgerec-0.1.0-py3-none-any.whl", optionally "[onnx]"): copy it over first,
+        # and install it with the profile's runtime extra unless the extras are named
+        base, bracket, extras = (package or "").partition("[")
+        local = Path(base).expanduser() if package else None
+        if local is not None and local.is_file() and not dry_run:
             conn.run(f"mkdir -p {q(board.root)}", what="creating folders")
             remote = board.path(local.name)
             conn.put(local, remote)
-            spec = remote
+            spec = remote + (bracket + extras if bracket else f"[{extra}]")
         have = conn.run(f"{q(python)} -c 'import edgerec' 2>/dev/null", check=False).ok
         if have and not package:
             rep.add("venv", "already", path)
