@@ -364,10 +364,20 @@ class _TakeOverLock:
         self._thread.join(5)
 
 
+def _pinned(folder: Path) -> list[str] | None:
+    """The one artifact a deploy profile in ``folder`` pins (``deploy --format/--precision``), else None: all."""
+    from ..bench.deploy_profile import DEPLOY_PROFILE_NAME, load_deploy_profile
+
+    if not (folder / DEPLOY_PROFILE_NAME).is_file():
+        return None
+    return [load_deploy_profile(folder).artifact]
+
+
 def bundle_problem(folder: Path, *, self_test: bool = True) -> str | None:
     """Why the bundle in ``folder`` must not run, or None: ``verify_bundle`` (as the laptop checked it), then the
-    self-test (``edgerec.runtime.selftest``): every artifact this board can run, on the bundle's check images,
-    against the outputs recorded at export. The one check before a deploy switches and before an activation."""
+    self-test (``edgerec.runtime.selftest``): every artifact that may run here (the one a deploy profile pins, else
+    each one this board has a backend for) on the bundle's check images, against the outputs recorded at export.
+    The one check before a deploy switches and before an activation."""
     from ..bundle import verify_bundle  # imported here: the other board commands start without jsonschema
     from ..errors import EdgerecError
 
@@ -376,7 +386,7 @@ def bundle_problem(folder: Path, *, self_test: bool = True) -> str | None:
         if self_test:
             from ..runtime.selftest import self_test_problem
 
-            return self_test_problem(folder, manifest=m, threads=None)
+            return self_test_problem(folder, manifest=m, keys=_pinned(folder), threads=None)
     except EdgerecError as exc:
         return exc.message
     except Exception as exc:  # a check that cannot run must not let an unchecked bundle start

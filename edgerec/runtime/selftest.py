@@ -27,7 +27,10 @@ from ..bundle import Artifact, InputSpec, Manifest, load_manifest
 __all__ = ["SelfTestResult", "self_test", "self_test_problem", "run_artifact", "check_inputs", "output_tolerance",
            "INT8_STEPS", "RELATIVE_TOLERANCE"]
 
-INT8_STEPS = 4  # int8: kernels differ by a rounding step per layer between CPUs; a different model is far off
+# int8: integer kernels round differently per CPU architecture, a step here and there per layer. Measured: the same
+# ONNX int8 digits model on ONNX Runtime for aarch64 (emulated Cortex-A72) was up to 0.52 from x86's outputs, about
+# 5 steps of its output range, with every top-1 the same. A different model is off by tens of steps.
+INT8_STEPS = 8
 RELATIVE_TOLERANCE = {"fp32": 1e-3, "fp16": 3e-2}  # of max(1, largest |output|); fp16 may run in half on ARM
 
 

@@ -291,8 +291,9 @@ def add_check_images(bundle: Path) -> Path:
     return bundle
 
 
-def record_check_outputs(bundle: Path, shift: float = 0.0) -> dict:
-    """Write what export writes: each artifact's outputs on the check images and its tolerance (+ ``shift``)."""
+def record_check_outputs(bundle: Path, shift: float = 0.0, shifted: tuple[str, ...] | None = None) -> dict:
+    """Write what export writes: each artifact's outputs on the check images and its tolerance, plus ``shift``
+    tolerances on the artifacts named in ``shifted`` (default: all)."""
     import json
 
     from edgerec.bundle import contract_digest
@@ -306,7 +307,8 @@ def record_check_outputs(bundle: Path, shift: float = 0.0) -> dict:
     for a in m.ok_artifacts():
         out = run_artifact(bundle / a.file, a, imgs, m.input, threads=1).astype(np.float64)
         tol = output_tolerance(a, out)
-        ref["artifact_check_outputs"][a.key] = np.round(out + shift * tol["abs"], 6).tolist()
+        moved = shift if shifted is None or a.key in shifted else 0.0
+        ref["artifact_check_outputs"][a.key] = np.round(out + moved * tol["abs"], 6).tolist()
         ref["artifact_check_tolerance"][a.key] = tol
     data["contract_sha256"], data["contract_sections"] = contract_digest(data)
     (bundle / "edgerec.json").write_text(json.dumps(data))

@@ -286,3 +286,19 @@ def test_a_model_that_answers_differently_is_refused_on_the_board_before_switch(
     assert _current(root, "colours") == "1"
     assert not (root / "models" / "colours" / "2").exists()
     assert not [p for p in os.listdir(root / "models" / "colours") if p.startswith(".staging")]
+
+
+def test_the_self_test_checks_the_pinned_artifact_only(ssh_board, tmp_path):
+    """deploy --format/--precision: the artifact that will run is the one checked; one the board will not run
+    (here int8, recorded differently) does not block it, and is refused when it is the one pinned."""
+    from _fixtures.runtime import add_check_images, make_colour_onnx_bundle, record_check_outputs
+
+    server, root = ssh_board
+    bundle = add_check_images(make_colour_onnx_bundle(tmp_path / "b", openvino=False))
+    record_check_outputs(bundle, shift=3.0, shifted=("onnx-int8",))
+    with server.connect() as conn:
+        res = deploy(conn, bundle, root=str(root), service=False, format="onnx", precision="fp32")
+        assert res.ok and _current(root, "colours") == "1"
+        with pytest.raises(DeployError, match="self-test failed: onnx-int8"):
+            deploy(conn, bundle, root=str(root), service=False, format="onnx", precision="int8", force_upload=True)
+    assert _current(root, "colours") == "1"
