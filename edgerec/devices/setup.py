@@ -116,6 +116,13 @@ printf 'sudo=%s\n' "$( [ "$(id -u)" = 0 ] && echo root || (sudo -n true 2>/dev/n
 """
 
 
+# 32-bit ARM (armhf Raspberry Pi OS; Pi Zero 2 / older installs): checked on PyPI for Python 3.11 (Bookworm) and
+# 3.9 (Bullseye): ai-edge-litert, onnxruntime and openvino publish no armv7l wheels; tflite-runtime's last is 2.13
+# for Python 3.9, below what edgerec needs (3.10). Nothing could run a model, so setup refuses before installing.
+_ARMHF = ("no inference backend publishes wheels for it (ai-edge-litert, onnxruntime and openvino have aarch64 only; "
+          "tflite-runtime's last armv7l wheel is for Python 3.9, edgerec needs 3.10+)")
+_NO_WHEELS = {"armv7l": _ARMHF, "armv6l": _ARMHF, "armhf": _ARMHF}
+
 # What stops working without an OS package the apt sources here do not have
 _WITHOUT = {
     "python3-picamera2": "picam:// cameras (picamera2 and libcamera come from Raspberry Pi's apt repository, "
@@ -164,6 +171,10 @@ def setup_board(
     ``run_args``: extra arguments for the runtime, e.g. ``["--threads", "2"]``.
     """
     facts = _facts(conn)
+    if facts.get("machine") in _NO_WHEELS:
+        raise ConfigError(f"{conn.target} runs a 32-bit ARM system ({facts['machine']}): {_NO_WHEELS[facts['machine']]}",
+                          hint="install the 64-bit Raspberry Pi OS (Bookworm, aarch64) on this board; a Pi 3, 4, 5 and "
+                               "Zero 2 W run it")
     prof = _profile(profile, facts)
     board = Board(conn, root)
     rep = SetupReport(str(conn.target), prof.name if prof else None)

@@ -189,3 +189,23 @@ def test_setup_creates_venv_and_installs_a_local_wheel(sshd_server, tmp_path):
                        cwd=tmp_path)  # not the checkout, whose edgerec/ would shadow the installed one
     assert r.stdout.strip() == "0.0.1"
     assert json.loads((root / "board.json").read_text())["python"] == str(py)
+
+
+def test_setup_refuses_32_bit_arm_with_the_reason(sshd_server, tmp_path, monkeypatch):
+    import edgerec.devices.setup as setup_mod
+    from edgerec.errors import ConfigError
+
+    real = setup_mod._facts
+
+    def as_armhf(conn):  # a Pi Zero 2 W on 32-bit Raspberry Pi OS
+        f = real(conn)
+        f.update(machine="armv7l", model="Raspberry Pi Zero 2 W Rev 1.0")
+        return f
+
+    monkeypatch.setattr(setup_mod, "_facts", as_armhf)
+    root = tmp_path / "zero"
+    with sshd_server.connect() as conn, pytest.raises(ConfigError, match="32-bit ARM system \\(armv7l\\): no inference "
+                                                                          "backend publishes wheels") as err:
+        setup_board(conn, root=str(root))
+    assert "64-bit Raspberry Pi OS" in err.value.hint
+    assert not root.exists()  # refused before anything was installed
