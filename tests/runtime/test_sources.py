@@ -223,3 +223,16 @@ def test_image_source_direct_use(tmp_path):
     with src:
         got = [src.read(timeout=2).name for _ in range(3)]
     assert len(set(got)) == 1
+
+
+def test_picam_says_which_piece_is_missing(tmp_path):
+    from edgerec.runtime.sources.picam import missing_picamera2
+
+    nothing = ModuleNotFoundError("No module named 'picamera2'", name="picamera2")
+    msg, fix = missing_picamera2(nothing, system_site=tmp_path)
+    assert "not installed" in msg and "apt install python3-picamera2" in fix and "pip cannot" in fix
+    (tmp_path / "picamera2").mkdir()  # installed by apt, but this venv was made without --system-site-packages
+    msg, fix = missing_picamera2(nothing, system_site=tmp_path)
+    assert "installed for the system Python" in msg and "--system-site-packages" in fix
+    msg, fix = missing_picamera2(ModuleNotFoundError("No module named 'libcamera'", name="libcamera"), system_site=tmp_path)
+    assert "libcamera" in msg and "python3-libcamera" in fix

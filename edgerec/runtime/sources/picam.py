@@ -7,6 +7,8 @@ would arrive as 4 channels; we ask for RGB888 and never need a swap.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ...errors import SourceError
 from ._base import Source
 
@@ -21,8 +23,8 @@ class PicameraSource(Source):
         try:
             from picamera2 import Picamera2  # Raspberry Pi OS only: apt install python3-picamera2
         except ImportError as exc:
-            raise SourceError("picam:// needs picamera2, which is not importable here",
-                              hint="sudo apt install python3-picamera2, and create the venv with --system-site-packages") from exc
+            msg, fix = missing_picamera2(exc)
+            raise SourceError(msg, hint=fix) from exc
         try:
             self._cam = Picamera2(int(self.target or 0))
             size = (int(self.width or 640), int(self.height or 480))
@@ -48,3 +50,24 @@ class PicameraSource(Source):
             cam.stop()
             cam.close()
         self._cam = None
+
+
+# where Raspberry Pi OS's apt puts python3-picamera2 and python3-libcamera
+SYSTEM_SITE = Path("/usr/lib/python3/dist-packages")
+
+
+def missing_picamera2(exc: ImportError, system_site: Path = SYSTEM_SITE) -> tuple[str, str]:
+    """(message, fix) for a failed ``import picamera2``: which piece is missing and how to add it."""
+    import sys
+
+    name = (getattr(exc, "name", None) or "").split(".")[0]
+    if name == "libcamera":
+        return ("picam:// needs libcamera's Python bindings, which picamera2 imports and which are missing",
+                "sudo apt install python3-libcamera (Raspberry Pi OS)")
+    if (system_site / "picamera2").is_dir() and str(system_site) not in sys.path:
+        return (f"picamera2 is installed for the system Python ({system_site}) but this environment ({sys.prefix}) "
+                "cannot see it", "recreate the venv with --system-site-packages (edgerec device setup does on a "
+                "Raspberry Pi profile), or run with the system python3")
+    return ("picam:// needs picamera2, which is not installed",
+            "sudo apt install python3-picamera2 (from Raspberry Pi OS's own apt repository; pip cannot install it), "
+            "in a venv created with --system-site-packages")
