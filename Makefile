@@ -1,5 +1,5 @@
 # The two commands: `make demo` and `make test`. Both create .venv on a fresh machine.
-.PHONY: demo test test-fast board-test env bench clean
+.PHONY: demo test test-all test-fast board-test env bench clean
 
 env:
 	./scripts/bootstrap
@@ -7,7 +7,11 @@ env:
 demo: env
 	.venv/bin/edgerec demo --out out/demo
 
+# CI runs this: everything but the heavy acceptance runs (make test-all) and the emulated board (make board-test)
 test: env
+	.venv/bin/python -m pytest -q -m "not heavy"
+
+test-all: env
 	.venv/bin/python -m pytest -q
 
 test-fast: env

@@ -18,6 +18,8 @@ from edgerec.runtime import Classifier
 from edgerec.runtime.image import read_image_bgr
 from edgerec.runtime.preprocess import Preprocessor
 
+pytestmark = [pytest.mark.slow, pytest.mark.heavy]  # trains a real digits model first (minutes)
+
 GRAY = 128
 OFF_CENTRE = (820, 300, 360)  # x, y, side of the picture in the 1280x720 frame
 

@@ -144,6 +144,7 @@ def full_bundle(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 @pytest.mark.timeout(5400)
 @pytest.mark.parametrize("fmt", ["tflite", "onnx", "openvino"])
 @pytest.mark.parametrize("prec", ["fp32", "int8"])
@@ -160,6 +161,7 @@ def test_full_bundle_agrees_with_pytorch(full_bundle, fmt, prec):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 @pytest.mark.timeout(5400)
 def test_int8_agrees_where_fp32_is_sure(full_bundle):
     """Where PyTorch fp32 gives its top-1 at least 50 % (a third of the crops), int8 names the same class."""
@@ -180,6 +182,7 @@ def test_int8_agrees_where_fp32_is_sure(full_bundle):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 @pytest.mark.timeout(5400)
 def test_mediapipe_names_the_same_top1_as_edgerec(full_bundle, mediapipe_python):
     """On model-size (square) images MediaPipe's resize is the identity, so both run the same tensor."""
@@ -196,6 +199,7 @@ def test_mediapipe_names_the_same_top1_as_edgerec(full_bundle, mediapipe_python)
 
 
 @pytest.mark.slow
+@pytest.mark.heavy
 @pytest.mark.timeout(5400)
 def test_edgerec_run_on_a_video_of_photos_names_everyday_things(full_bundle, tmp_path, repo_root):
     import cv2

@@ -13,7 +13,7 @@ pytest.importorskip("ai_edge_litert")
 from _fixtures.mediapipe import mediapipe_python, mediapipe_top1  # noqa: E402,F401  (the fixture, by import)
 from _fixtures.quant import LABELS, digits_source, exported_tflite, run_tflite  # noqa: E402
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.heavy]  # builds its own MediaPipe venv
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16", "int8"])
