@@ -260,7 +260,8 @@ def validate(data: dict[str, Any], *, where: str = MANIFEST_NAME) -> None:
         raise BundleError(
             f"{where}: unknown schema_version '{version}' (this edgerec reads "
             f"{', '.join(m + '.x' for m in _SUPPORTED_MAJORS)})",
-            hint="upgrade edgerec (pip install -U edgerec) or re-export the bundle with this version",
+            hint="upgrade edgerec (pip install -U edgerec; on a board: edgerec device setup TARGET --upgrade) or "
+                 "re-export the bundle with this version",
         )
     import jsonschema
 

@@ -187,6 +187,8 @@ def device_main(argv: list[str]) -> int:
     s.add_argument("--command", help="runtime command template instead of `edgerec run` ({python} {bundle} {source} {jsonl})")
     s.add_argument("--run-args", help="extra arguments for `edgerec run` on the board, e.g. '--threads 2 --backend onnxruntime'")
     s.add_argument("--dry-run", action="store_true", help="say what would be done, change nothing")
+    s.add_argument("--upgrade", action="store_true",
+                   help="upgrade edgerec and its backend in the board's venv (e.g. for a bundle with a newer schema)")
     _ssh_flags(s)
     d = sub.add_parser("doctor", help="on the board: why the camera or a backend does not work")
     d.add_argument("--json", action="store_true")
@@ -209,7 +211,7 @@ def device_main(argv: list[str]) -> int:
             rep = setup_board(conn, profile=args.profile, root=args.root, venv=args.venv, package=args.package,
                               os_packages=args.os_packages, service=args.service, camera_uri=args.camera,
                               command=parse_command(args.command),
-                              run_args=parse_command(args.run_args), dry_run=args.dry_run)
+                              run_args=parse_command(args.run_args), dry_run=args.dry_run, upgrade=args.upgrade)
         print(rep.table())
         return 0 if all(s.status != "failed" for s in rep.steps) else 1
     if args.cmd == "doctor":

@@ -387,8 +387,8 @@ def bundle_problem(folder: Path, *, self_test: bool = True) -> str | None:
             from ..runtime.selftest import self_test_problem
 
             return self_test_problem(folder, manifest=m, keys=_pinned(folder), threads=None)
-    except EdgerecError as exc:
-        return exc.message
+    except EdgerecError as exc:  # with its fix: a bundle newer than this board's edgerec says how to upgrade it
+        return exc.message + (f" (fix: {exc.hint})" if exc.hint else "")
     except Exception as exc:  # a check that cannot run must not let an unchecked bundle start
         return f"the check itself failed: {type(exc).__name__}: {exc}"
     return None

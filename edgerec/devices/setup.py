@@ -161,11 +161,13 @@ def setup_board(
     command: list[str] | None = None,
     run_args: list[str] | None = None,
     dry_run: bool = False,
+    upgrade: bool = False,
 ) -> SetupReport:
     """Prepare the board behind ``conn``; safe to run again (each step reports ``already``).
 
     ``venv``: use this existing environment on the board instead of creating ``ROOT/venv``.
     ``package``: what pip installs into a new venv (default ``edgerec[<runtime extra>]``; a wheel path works).
+    ``upgrade``: upgrade edgerec (and its backend) in an existing venv, e.g. when a bundle needs a newer schema.
     ``service``: ``auto`` (systemd when it runs, else supervised), ``systemd`` or ``supervised``.
     ``command``: the runtime command template instead of ``edgerec run`` (``{python} {bundle} {source} {jsonl}``).
     ``run_args``: extra arguments for the runtime, e.g. ``["--threads", "2"]``.
@@ -220,7 +222,14 @@ def setup_board(
         r = conn.run(f"{q(python)} -c 'import edgerec; print(edgerec.__version__)'", check=False)
         if not r.ok:
             raise DeployError(f"{conn.target}: {python} cannot import edgerec", hint="install edgerec into that venv or drop --venv")
-        rep.add("venv", "already", f"{venv} (edgerec {r.stdout.strip()})")
+        if not upgrade:
+            rep.add("venv", "already", f"{venv} (edgerec {r.stdout.strip()})")
+        elif dry_run:
+            rep.add("venv", "planned", f"{python} -m pip install --upgrade {package or f'edgerec[{extra}]'}")
+        else:
+            conn.run(f"{q(python)} -m pip install --upgrade {q(package or f'edgerec[{extra}]')}", timeout=3600,
+                     what="upgrading edgerec")
+            rep.add("venv", "done", f"{venv}: upgraded from edgerec {r.stdout.strip()}")
     else:
         path = board.path("venv")
         python = path + "/bin/python"
@@ -236,7 +245,7 @@ def setup_board(
             conn.put(local, remote)
             spec = remote + (bracket + extras if bracket else f"[{extra}]")
         have = conn.run(f"{q(python)} -c 'import edgerec' 2>/dev/null", check=False).ok
-        if have and not package:
+        if have and not package and not upgrade:
             rep.add("venv", "already", path)
         elif dry_run:
             rep.add("venv", "planned", f"python3 -m venv{' --system-site-packages' if ssp else ''} {path}; pip install {spec}")

@@ -209,3 +209,14 @@ def test_setup_refuses_32_bit_arm_with_the_reason(sshd_server, tmp_path, monkeyp
         setup_board(conn, root=str(root))
     assert "64-bit Raspberry Pi OS" in err.value.hint
     assert not root.exists()  # refused before anything was installed
+
+
+@pytest.mark.ssh
+def test_setup_upgrade_reinstalls_into_an_existing_venv(sshd_server, tmp_path):
+    root = tmp_path / "board root"
+    with sshd_server.connect() as conn:
+        rep = setup_board(conn, root=str(root), venv=VENV, os_packages=False, dry_run=True, upgrade=True)
+        plain = setup_board(conn, root=str(root), venv=VENV, os_packages=False, dry_run=True)
+    steps, before = {s.name: s for s in rep.steps}, {s.name: s for s in plain.steps}
+    assert steps["venv"].status == "planned" and "pip install --upgrade edgerec[" in steps["venv"].detail
+    assert before["venv"].status == "already"  # without --upgrade an existing edgerec is left as it is

@@ -41,3 +41,15 @@ def test_int8_tolerance_is_in_quantization_steps():
     f = Artifact(format="onnx", precision="int8")  # float output of an int8 graph: the range's step
     assert output_tolerance(f, out)["abs"] == pytest.approx(INT8_STEPS * 5.1 / 255, rel=1e-6)
     assert output_tolerance(Artifact(format="onnx", precision="fp32"), out)["abs"] == pytest.approx(1e-3 * 3.1)
+
+
+def test_a_bundle_newer_than_the_board_says_how_to_upgrade(rt_onnx_bundle):
+    import json
+
+    from edgerec.devices.board import bundle_problem
+
+    data = json.loads((rt_onnx_bundle / "edgerec.json").read_text())
+    data["schema_version"] = "3.0"  # written by a newer edgerec than the board's
+    (rt_onnx_bundle / "edgerec.json").write_text(json.dumps(data))
+    problem = bundle_problem(rt_onnx_bundle)
+    assert "unknown schema_version '3.0'" in problem and "edgerec device setup TARGET --upgrade" in problem
