@@ -3,6 +3,7 @@
     edgerec bench BUNDLE [--threads 1,2,4] [--runs N | --seconds S] [--data DIR] [--store FILE]
                          [--budget-ms X [--accuracy-floor A]] [--recommend [PATH]]
     edgerec bench BUNDLE --source URI [--frames N]
+    edgerec bench BUNDLE --on USER@HOST | --inventory hosts.yaml [-j N] [--threads ...] [--recommend]
     edgerec bench BUNDLE --estimate rpi4 [--compare-store FILE ...]
     edgerec bench compare FILE... [--png compare.png] [--budget-ms X [--accuracy-floor A]]
     edgerec bench fingerprint
@@ -87,7 +88,82 @@ def _bench_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare-store", nargs="*", default=None, metavar="FILE",
                    help="with --estimate: stores to look for real measurements in (default: --store if it exists)")
     _add_budget(p)
+    g = p.add_argument_group("on boards, from here (the board's own edgerec bench on a scratch copy; records come back)")
+    g.add_argument("--on", metavar="USER@HOST[:PORT]", help="benchmark on this board (set up with edgerec device setup)")
+    g.add_argument("--inventory", metavar="HOSTS_YAML", help="benchmark on every board of an inventory")
+    g.add_argument("--concurrency", "-j", type=int, default=4, help="boards at once with --inventory (default 4)")
+    from ..devices._cli import _ssh_flags
+
+    _ssh_flags(p)
     return p
+
+
+def _remote_args(args) -> list[str]:
+    """The options the board's own `edgerec bench` runs with: the measurement ones, as given here."""
+    if args.data or args.source or args.estimate:
+        raise ConfigError("--on/--inventory measure on the bundle's check images: --data, --source and --estimate "
+                          "are not passed to boards", hint="run edgerec bench on the board itself for those")
+    out = ["--threads", ",".join("auto" if t is None else str(t) for t in args.threads)]
+    for flag, value in (("--runs", args.runs), ("--seconds", args.seconds), ("--backend", args.backend),
+                        ("--artifact", args.artifact), ("--limit-images", args.limit_images),
+                        ("--warmup-runs", args.warmup_runs), ("--warmup-seconds", args.warmup_seconds),
+                        ("--pin", args.pin), ("--budget-ms", args.budget_ms), ("--accuracy-floor", args.accuracy_floor)):
+        if value is not None:
+            out += [flag, str(value)]
+    if args.budget_ms is not None:
+        out += ["--budget-stat", args.budget_stat]
+    if args.no_interleave:
+        out.append("--no-interleave")
+    return out
+
+
+def _remote(args) -> int:
+    """--on / --inventory: each board's records into the local store, a table per board, deploy profiles."""
+    import re
+
+    from .remote import bench_inventory, bench_on
+    from .report import latency_table, print_warnings
+    from .store import append_records
+
+    remote_args = _remote_args(args)
+    recommend = args.recommend is not None
+    if args.inventory:
+        from ..devices.inventory import load_inventory
+
+        hosts = load_inventory(args.inventory, identity=args.identity, known_hosts=args.known_hosts,
+                               insecure_accept_new=args.insecure_accept_new, root=args.root)
+        results = bench_inventory(args.bundle, hosts, remote_args, concurrency=args.concurrency, recommend=recommend)
+    else:
+        from ..devices._cli import _connect
+
+        with _connect(args, args.on) as conn:
+            results = [bench_on(conn, args.bundle, remote_args, root=args.root, recommend=recommend)]
+    failed = 0
+    for res in results:
+        if not res.ok:
+            failed += 1
+            print(f"{res.target}: FAILED: {res.error}", file=sys.stderr)
+            continue
+        d = res.records[0]["device"] if res.records else {}
+        if args.json:
+            for r in res.records:
+                print(json.dumps(r))
+        elif res.records:
+            latency_table(res.records, title=f"{res.target}: {d.get('board_model') or d.get('cpu_model') or '?'} "
+                                             f"({d.get('cores')} cores, governor {d.get('governor', 'n/a')})")
+            print_warnings(res.records)
+        if not args.no_store and res.records:
+            path = append_records(_store_path(args), res.records)
+            print(f"{res.target}: appended {len(res.records)} result(s) to {path} ({res.seconds:.0f} s)", file=sys.stderr)
+        if res.deploy_profile:
+            # one deploy profile per board: deploy-profile.<target>.yaml beside the bundle's own (or in --recommend DIR)
+            where = Path(args.recommend) if args.recommend else Path(args.bundle)
+            safe = re.sub(r"[^A-Za-z0-9._-]+", "_", res.target)
+            path = (where if where.suffix not in (".yaml", ".yml") else where.parent) / f"deploy-profile.{safe}.yaml"
+            path.write_text(res.deploy_profile)
+            print(f"{res.target}: wrote {path} (copy it to BUNDLE/deploy-profile.yaml before deploying to boards of "
+                  f"this kind, or deploy with the --format/--precision/--threads it names)")
+    return 1 if failed else 0
 
 
 def _store_path(args) -> Path:
@@ -167,6 +243,10 @@ def bench_main(argv: list[str]) -> int:
     args = _bench_parser().parse_args(argv)
     if args.accuracy_floor is not None and not 0 <= args.accuracy_floor <= 1:
         raise ConfigError(f"--accuracy-floor is a fraction between 0 and 1, got {args.accuracy_floor}")
+    if args.on or args.inventory:
+        if args.on and args.inventory:
+            raise ConfigError("give --on or --inventory, not both")
+        return _remote(args)
     if args.estimate:
         return _estimate(args)
     if args.source:
