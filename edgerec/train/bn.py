@@ -1,12 +1,14 @@
-"""BatchNorm statistics recomputed from un-augmented training images ("precise BN").
+"""BatchNorm statistics recomputed from training images ("precise BN").
 
 During training, BatchNorm layers keep an exponential moving average of batch statistics; at evaluation
 they use it. With torchvision's momentum (0.01 for MobileNetV3 and EfficientNet) that average needs
 thousands of steps to forget its start, so a short run on a small folder evaluates with statistics that
-describe none of its images: validation stays at chance while the training loss falls. And augmented
-batches are not what the deployed model sees. Recomputing the statistics as a plain average over clean
-training images before every evaluation, before QAT ``prepare`` and before PTQ/export makes the evaluated
-model right whatever the step count or momentum (Wu & Johnson, "Rethinking Batch in BatchNorm", 2021).
+describe none of its images: validation stays at chance while the training loss falls. Recomputing the
+statistics as a plain average over training images before every evaluation (and so before QAT ``prepare``
+and PTQ/export, which start from the evaluated model) makes the evaluated model right whatever the step count
+or momentum (Wu & Johnson, "Rethinking Batch in BatchNorm", 2021). The images go through the training
+augmentation by default (``bn_recal_augment``): the layers after each BatchNorm learned on augmented batches,
+and statistics of clean images shifted them (digits, MobileNetV3-small: val 94.7 % clean against 99.4 %).
 
 It never runs inside a QAT graph: once QAT freezes BatchNorm or its observers, the frozen values are what
 the int8 model is built from.

@@ -84,7 +84,11 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     label_smoothing: float = 0.1
     bn_momentum: float | None = None  # BatchNorm momentum override (PyTorch convention); rarely needed, see bn_recal_images
-    bn_recal_images: int = 1024  # clean training images BatchNorm statistics are recomputed on before each evaluation; 0 = off
+    bn_recal_images: int = 1024  # training images BatchNorm statistics are recomputed on before each evaluation; 0 = off
+    # recompute them on those images as training augments them (True) or as they are (False). Measured on digits
+    # (MobileNetV3-small, train/digits.yaml): val/test 99.4/97.8 % augmented, 94.7/91.1 % clean: the layers after
+    # each BatchNorm learned on augmented batches
+    bn_recal_augment: bool = True
     dropout: float | None = None  # classifier dropout override
     balance: Literal["weighted", "sampler", "none"] = "none"
     patience: int = 0  # early stopping: epochs without val improvement; 0 = off

@@ -153,7 +153,10 @@ def fit(cfg: TrainConfig, data: Prepared, train_t, val_t, *, device, info: DistI
     recal_images = train_t.images[recal_idx] if cfg.bn_recal_images > 0 else train_t.images[:0]
 
     def recalibrate():
-        recalibrate_bn(model, recal_images, prep, max_images=cfg.bn_recal_images, batch_size=cfg.batch_size)
+        # through the training augmentation (bn_recal_augment): the statistics the layers after each BatchNorm
+        # learned to expect (its draws come from training's seeded generator: runs stay reproducible)
+        recal_prep = (lambda x: prep(x, train=True)) if cfg.bn_recal_augment else prep
+        recalibrate_bn(model, recal_images, recal_prep, max_images=cfg.bn_recal_images, batch_size=cfg.batch_size)
 
     epoch = 0
     stop = False

@@ -184,7 +184,9 @@ def test_pretrained_weights_train_the_head_first(tiny_digits, tmp_path):
     ref = build_model("mobilenet_v3_small", 10).state_dict()
     torch.save(ref, backbone)
     out = tmp_path / "ft"
-    cfg = tiny_train_config(tiny_digits, out, weights=str(backbone), head_epochs=1, epochs=0, max_steps=2, plots=False)
+    # statistics of the images as they are (bn_recal_augment=False), so the expected mean can be computed here
+    cfg = tiny_train_config(tiny_digits, out, weights=str(backbone), head_epochs=1, epochs=0, max_steps=2, plots=False,
+                            bn_recal_augment=False)
     run = train(cfg)
     assert [h["phase"] for h in run.history] == ["head"]
     state = torch.load(out / "best.pt", weights_only=True)["state_dict"]
@@ -203,6 +205,12 @@ def test_pretrained_weights_train_the_head_first(tiny_digits, tmp_path):
         feats = conv.features[0][0](prep(data.train.images))
     assert torch.allclose(state["features.0.1.running_mean"], feats.mean((0, 2, 3)), atol=1e-4)
     assert not torch.allclose(state["features.0.1.running_mean"], ref["features.0.1.running_mean"])
+    # by default (bn_recal_augment) the images go through the training augmentation first: other statistics
+    out3 = tmp_path / "ft3"
+    train(tiny_train_config(tiny_digits, out3, weights=str(backbone), head_epochs=1, epochs=0, max_steps=2, plots=False))
+    state3 = torch.load(out3 / "best.pt", weights_only=True)["state_dict"]
+    assert not torch.allclose(state3["features.0.1.running_mean"], feats.mean((0, 2, 3)), atol=1e-4)
+    assert not torch.allclose(state3["features.0.1.running_mean"], ref["features.0.1.running_mean"])
     # without recalibration they stay exactly as loaded
     out2 = tmp_path / "ft2"
     train(tiny_train_config(tiny_digits, out2, weights=str(backbone), head_epochs=1, epochs=0, max_steps=2, plots=False,
