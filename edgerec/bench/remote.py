@@ -15,6 +15,7 @@ removed whatever happens.
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -23,6 +24,8 @@ from ..bundle import MANIFEST_NAME, hashed_files, verify_bundle
 from ..errors import DeployError
 
 __all__ = ["RemoteBench", "bench_on", "bench_inventory"]
+
+log = logging.getLogger("edgerec.bench")
 
 
 @dataclass
@@ -84,7 +87,10 @@ def bench_on(conn, bundle: str | Path, bench_args: list[str], *, root: str | Non
         if recommend:
             res.deploy_profile = conn.run(f"cat -- {q(profile)}", what="reading the deploy profile").stdout
     finally:
-        conn.run(f"rm -rf -- {q(scratch)}", check=False, what="removing the scratch folder")
+        try:
+            conn.run(f"rm -rf -- {q(scratch)}", check=False, what="removing the scratch folder")
+        except DeployError as exc:  # the link is gone: say where the copy is, and let the first error through
+            log.warning("%s: could not remove %s (%s); it is safe to delete", conn.target, scratch, exc.message)
         res.seconds = round(time.perf_counter() - t0, 3)
     return res
 
