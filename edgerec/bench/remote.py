@@ -115,6 +115,8 @@ def bench_inventory(bundle: str | Path, hosts: list, bench_args: list[str], *, c
                 res = bench_on(conn, bundle, bench_args, root=h.root, recommend=recommend)
         except EdgerecError as exc:
             res = RemoteBench(str(h.target), error=exc.message + (f" (fix: {exc.hint})" if exc.hint else ""))
+        except Exception as exc:  # one board's surprise must not take the fleet down; it is reported in its result
+            res = RemoteBench(str(h.target), error=f"{type(exc).__name__}: {exc}")
         res.target = h.label
         return res
 
