@@ -61,3 +61,17 @@ def test_data_flags_are_refused_with_on(tmp_path, capsys):
     bundle = add_check_images(make_colour_onnx_bundle(tmp_path / "b", openvino=False))
     assert main(["bench", str(bundle), "--on", "pi@127.0.0.1", "--data", str(tmp_path)]) == 2
     assert "--data, --source and --estimate are not passed to boards" in capsys.readouterr().err
+
+
+def test_bench_inventory_reports_each_board_and_goes_on_past_a_failing_one(ssh_board, tmp_path):
+    from edgerec.bench.remote import bench_inventory
+    from edgerec.devices.inventory import Host
+
+    server, root = ssh_board
+    bundle = add_check_images(make_colour_onnx_bundle(tmp_path / "b", openvino=False))
+    common = dict(host=server.target, identity=str(server.client_key), known_hosts=str(server.known_hosts))
+    hosts = [Host(name="kitchen", root=str(root), **common), Host(name="garage", root=str(tmp_path / "not set up"), **common)]
+    ok, bad = bench_inventory(bundle, hosts, QUICK, concurrency=2)
+    assert ok.target == "kitchen" and ok.ok and len(ok.records) == 1
+    assert bad.target == "garage" and not bad.ok and "not set up" in bad.error
+    assert _leftovers(root) == []
