@@ -108,14 +108,16 @@ class TrainingMonitor:
                 "for images far from photos", ep, phase), once_per_phase=False)
         return False
 
-    def qat(self, fp32_val: float, qat_val: float, *, epoch: int | None = None) -> None:
-        """After QAT: fake-quant validation accuracy against the fp32 model's."""
+    def qat(self, fp32_val: float, qat_val: float, *, epoch: int | None = None, model: str | None = None) -> None:
+        """After QAT: fake-quant validation accuracy against the fp32 model's (``model``: the run's, for the advice)."""
         if math.isfinite(fp32_val) and math.isfinite(qat_val) and fp32_val - qat_val > QAT_DROP:
+            backbone = "" if (model or "").startswith("efficientnet_lite") else \
+                "; a backbone whose ops all quantize (efficientnet_lite0) loses least"
             self._warn(TrainingWarning(
                 "qat_drop", f"QAT lost {100 * (fp32_val - qat_val):.1f} points of validation accuracy "
                 f"({fp32_val:.1%} fp32 -> {qat_val:.1%} int8 fake-quant)",
                 "more QAT epochs (--set qat_cfg.epochs=5), a lower QAT rate (--set qat_cfg.lr=0.0005), or compare "
-                "with --ptq; a backbone whose ops all quantize (efficientnet_lite0) loses least", epoch, "qat"))
+                f"with --ptq{backbone}", epoch, "qat"))
 
     def final(self, accuracy: float, *, split: str) -> bool:
         """The final fp32 model's accuracy on ``split``; ``True`` when it is at chance."""

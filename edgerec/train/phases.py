@@ -305,7 +305,7 @@ def qat_finetune(cfg: TrainConfig, data: Prepared, model, *, device, history: li
         if monitor is not None and monitor.epoch(history[-1]):
             break
     if monitor is not None and fp32_val is not None and qc.epochs > 0 and history and history[-1]["phase"] == "qat":
-        monitor.qat(fp32_val, history[-1]["val_accuracy"], epoch=history[-1]["epoch"])
+        monitor.qat(fp32_val, history[-1]["val_accuracy"], epoch=history[-1]["epoch"], model=cfg.model)
     Q.move_to_eval(gm)
     gm = gm.to("cpu")
     schedule["steps"] = state["step"]

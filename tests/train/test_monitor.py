@@ -49,6 +49,10 @@ def test_qat_drop_and_final_at_chance():
     assert not mon.warnings
     mon.qat(0.95, 0.90)
     assert mon.warnings[-1].code == "qat_drop" and "5.0 points" in mon.warnings[-1].message
+    assert "efficientnet_lite0" in mon.warnings[-1].hint  # advice for a backbone with float islands...
+    lite = TrainingMonitor(0.5, emit=lambda w: None)
+    lite.qat(0.95, 0.90, model="efficientnet_lite0")
+    assert "efficientnet_lite0" not in lite.warnings[-1].hint  # ...not for the one it would suggest
     assert mon.final(0.9, split="test") is False
     assert mon.final(0.52, split="test") is True
     assert mon.to_list()[-1]["code"] == "final_at_chance"
