@@ -7,18 +7,13 @@ from __future__ import annotations
 
 import sys
 
-from ._table import print_table
+from ._table import print_table, shorten
 from .bundle import SCHEMA_VERSION, Manifest, is_outdated
 
 __all__ = ["print_info", "print_artifacts"]
 
 _COLUMNS = ("Format", "Precision", "Size (MB)", "Accuracy", "Δ vs PyTorch", "Agreement", "Max |Δlogit|",
             "Export time", "Status")
-
-
-def _short(text: str, n: int) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 def print_info(m: Manifest, *, source: str = "", file=None) -> None:
@@ -67,6 +62,6 @@ def print_artifacts(m: Manifest, *, file=None) -> None:
             f"{v.agreement:.1%}" if v else "-",
             f"{v.max_abs_logit_diff:.3g}" if v else "-",
             f"{a.export_seconds:.1f}s" if a.export_seconds is not None else "-",
-            "ok" if a.status == "ok" else f"failed: {_short(a.error or '', 90)}",
+            "ok" if a.status == "ok" else f"failed: {shorten(a.error or '', 90)}",
         ])
     print_table(title, _COLUMNS, rows, file=file, text_columns=2)

@@ -7,9 +7,15 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["fmt", "print_table"]
+__all__ = ["fmt", "print_table", "shorten"]
 
 _TEXT_COLUMNS = {"basis", "measured", "stage", "Status"}
+
+
+def shorten(text: str, n: int) -> str:
+    """``text`` on one line, cut to ``n`` characters with an ellipsis."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= n else text[: n - 1] + "…"
 
 
 def fmt(v: Any) -> str:

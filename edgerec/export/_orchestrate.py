@@ -18,6 +18,7 @@ import numpy as np
 from ..bundle import (MANIFEST_NAME, SCHEMA_VERSION, Artifact, InputSpec, Manifest, Verification, is_outdated,
                       load_manifest, sha256_file, write_manifest)
 from ..errors import ConfigError, DataError, EdgerecError, ExportError, ModelError
+from .._table import shorten
 from ._types import ExportSource
 from .formats import BACKEND_FOR, FORMATS, PRECISIONS, check_options, exporter, parse_list
 from ..runtime.selftest import output_tolerance, run_artifact
@@ -235,8 +236,7 @@ def _one(src: ExportSource, fmt: str, precision: str, tmp: Path, options: dict, 
 
 
 def _short(text: str, n: int = 600) -> str:
-    text = " ".join(str(text).split())
-    return text if len(text) <= n else text[: n - 1] + "…"
+    return shorten(text, n)
 
 
 def _copy_checks(tmp: Path, src: ExportSource, data: dict, n: int) -> tuple[list[str], list[int]]:

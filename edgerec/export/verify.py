@@ -8,15 +8,13 @@ PyTorch fp32 model and the largest absolute logit difference (after dequantizati
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from ..bundle import InputSpec, Verification
 from ..runtime.selftest import run_artifact  # noqa: F401  (re-exported: the runtime owns it)
 
-__all__ = ["Thresholds", "torch_logits", "run_artifact", "measure", "with_calibration", "judge", "accuracy", "decisions",
-           "run_checks"]
+__all__ = ["Thresholds", "torch_logits", "run_artifact", "measure", "with_calibration", "judge", "accuracy", "decisions"]
 
 
 @dataclass(frozen=True)
@@ -96,10 +94,3 @@ def judge(v: Verification, precision: str, th: Thresholds) -> str | None:
         return (f"int8 accuracy {v.accuracy:.2%} is {-100 * v.accuracy_delta:.2f} points under PyTorch fp32 "
                 f"(bound {th.max_int8_drop:g}); train with --qat or calibrate on more images (--calib)")
     return None
-
-
-def run_checks(bundle: str | Path, *, threads: int | None = 2) -> list[dict]:
-    """``edgerec.runtime.selftest.self_test`` as dicts (kept for callers of the earlier name)."""
-    from ..runtime.selftest import self_test
-
-    return [r.to_dict() for r in self_test(bundle, threads=threads)]

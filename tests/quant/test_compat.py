@@ -60,19 +60,24 @@ def test_shim_fixes_litert_conv_bn(monkeypatch):
     assert utils._get_aten_graph_module_for_pattern is patched
 
 
-def test_shim_not_applied_at_import():
+def _fresh_interpreter_prints(code: str) -> str:
+    """The last line ``code`` prints in a new interpreter (nothing imported or patched by this test run)."""
     import subprocess
     import sys
 
+    pytest.importorskip("litert_torch")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_shim_not_applied_at_import():
     code = (
         "import edgerec.train.qat, edgerec.train._compat;"
         "from litert_torch.quantize import pt2e_quantizer_utils as u;"
         "print(getattr(u._get_aten_graph_module_for_pattern, '__edgerec_shim__', False))"
     )
-    pytest.importorskip("litert_torch")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip().splitlines()[-1] == "False"
+    assert _fresh_interpreter_prints(code) == "False"
 
 
 @pytest.mark.parametrize("litert, expected", [("0.10.0", True), ("0.10.3", True), ("0.11.0", False), ("1.2.0", False)])
@@ -145,15 +150,9 @@ def test_pad_layout_rule_keeps_pads_nhwc(monkeypatch):
 
 
 def test_pad_layout_rule_not_applied_at_import():
-    import subprocess
-    import sys
-
     code = (
         "import torch, edgerec.train.qat, edgerec.train._compat, edgerec.export.tflite;"
         "from litert_torch._convert.fx_passes.optimize_layout_transposes_pass import layout_rewrite as r;"
         "print(torch.ops.aten.constant_pad_nd.default in r.rewriters)"
     )
-    pytest.importorskip("litert_torch")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip().splitlines()[-1] == "False"
+    assert _fresh_interpreter_prints(code) == "False"
