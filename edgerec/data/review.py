@@ -18,10 +18,10 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 
-__all__ = ["write_review", "merge_review", "ReviewResult", "MergeResult", "CSV_NAME", "COLUMNS"]
+__all__ = ["write_review", "merge_review", "field_accuracy", "ReviewResult", "MergeResult", "CSV_NAME", "COLUMNS"]
 
 CSV_NAME = "review.csv"
-COLUMNS = ("path", "predicted", "score", "reason", "label")
+COLUMNS = ("path", "board", "predicted", "score", "reason", "label")
 
 
 @dataclass
@@ -39,16 +39,21 @@ class MergeResult:
 
 
 def _frames(folder: Path) -> list[dict]:
+    """Every collect sidecar under ``folder`` (one level per board after ``data pull``), paths relative to it."""
     rows = []
-    for side in sorted(folder.glob("*.json")):
+    for side in sorted(folder.rglob("*.json")):
+        rel = side.relative_to(folder)
+        if any(part.startswith(".") for part in rel.parts) or rel.parts[0] == "review":
+            continue
         try:
             meta = json.loads(side.read_text())
-            image = folder / meta["file"]
+            image = side.parent / meta["file"]
         except (OSError, ValueError, KeyError, TypeError):
             continue  # not a collect sidecar
-        if image.is_file():
-            rows.append({"path": meta["file"], "predicted": str(meta.get("predicted", "")),
-                         "score": meta.get("score", ""), "reason": ";".join(meta.get("reasons", [])), "label": ""})
+        if image.is_file() and image.parent == side.parent:
+            rows.append({"path": image.relative_to(folder).as_posix(), "board": rel.parts[0] if len(rel.parts) > 1 else "",
+                         "predicted": str(meta.get("predicted", "")), "score": meta.get("score", ""),
+                         "reason": ";".join(meta.get("reasons", [])), "label": ""})
     return rows
 
 
@@ -129,7 +134,10 @@ def merge_review(folder: str | Path, into: str | Path) -> MergeResult:
             raise DataError(f"{path}: row with label {label!r}: {exc}", hint="correct the label column and run again") from None
     out = MergeResult()
     for name, label in todo:
-        src = folder / Path(name).name  # a bare file name: a CSV cannot point outside the folder
+        rel = Path(name)
+        if rel.is_absolute() or ".." in rel.parts or not rel.parts:  # a CSV cannot point outside the folder
+            raise DataError(f"{path}: {name!r} is not a path inside {folder}", hint="keep the path column as written")
+        src = folder / rel
         if not src.is_file():
             raise DataError(f"{path}: {name} is not in {folder}", hint="remove the row or restore the frame")
         dest_dir = into / label
@@ -145,3 +153,36 @@ def merge_review(folder: str | Path, into: str | Path) -> MergeResult:
             write_new(dest, src.read_bytes())
             out.copied.append(dest)
     return out
+
+
+def field_accuracy(folder: str | Path) -> dict:
+    """How often the deployed model was right on the frames a person labelled in ``folder/review.csv``, per board
+    (the first folder under ``folder``, as ``data pull`` lays them out; ``""`` for a single board's folder) and in all.
+
+    The collected frames are mostly ones the model doubted, so their accuracy understates the field accuracy;
+    the ``random`` figures count only the frames kept by the random share, an unbiased (if small) sample.
+    Accuracies are fractions; ``None`` where no frame was labelled.
+    """
+    path = Path(folder) / CSV_NAME
+    if not path.is_file():
+        raise DataError(f"no {CSV_NAME} in {folder}", hint=f"run edgerec data review {folder} and fill in its label column")
+    tally: dict[str, list[int]] = {}
+    for r in _read_csv(path):
+        label = (r.get("label") or "").strip()
+        if not label:
+            continue
+        right = int(label == (r.get("predicted") or ""))
+        rand = "random" in (r.get("reason") or "").split(";")
+        for key in (r.get("board") or "", "*all*"):
+            t = tally.setdefault(key, [0, 0, 0, 0])
+            t[0] += 1
+            t[1] += right
+            t[2] += rand
+            t[3] += right and rand
+
+    def figures(t: list[int]) -> dict:
+        return {"labelled": t[0], "correct": t[1], "accuracy": t[1] / t[0] if t[0] else None,
+                "random_labelled": t[2], "random_accuracy": t[3] / t[2] if t[2] else None}
+
+    everything = tally.pop("*all*", [0, 0, 0, 0])
+    return {"boards": {b: figures(t) for b, t in sorted(tally.items())}, "all": figures(everything)}

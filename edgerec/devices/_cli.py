@@ -186,6 +186,9 @@ def device_main(argv: list[str]) -> int:
     s.add_argument("--camera", help="camera URI the service opens (default: the profile's)")
     s.add_argument("--command", help="runtime command template instead of `edgerec run` ({python} {bundle} {source} {jsonl})")
     s.add_argument("--run-args", help="extra arguments for `edgerec run` on the board, e.g. '--threads 2 --backend onnxruntime'")
+    s.add_argument("--collect", action="store_true",
+                   help="the service saves the frames its model doubts into ROOT/collect (edgerec run --collect; "
+                        "limits via --run-args '--collect-per-minute 10'); bring them home with edgerec data pull")
     s.add_argument("--dry-run", action="store_true", help="say what would be done, change nothing")
     s.add_argument("--upgrade", action="store_true",
                    help="upgrade edgerec and its backend in the board's venv (e.g. for a bundle with a newer schema)")
@@ -211,7 +214,7 @@ def device_main(argv: list[str]) -> int:
             rep = setup_board(conn, profile=args.profile, root=args.root, venv=args.venv, package=args.package,
                               os_packages=args.os_packages, service=args.service, camera_uri=args.camera,
                               command=parse_command(args.command),
-                              run_args=parse_command(args.run_args), dry_run=args.dry_run, upgrade=args.upgrade)
+                              run_args=parse_command(args.run_args), collect=args.collect, dry_run=args.dry_run, upgrade=args.upgrade)
         print(rep.table())
         return 0 if all(s.status != "failed" for s in rep.steps) else 1
     if args.cmd == "doctor":

@@ -43,6 +43,7 @@ __all__ = [
 ]
 
 BOARD_CONFIG = "board.json"
+COLLECT_DIR = "collect"  # ROOT/collect: where the service saves the frames it doubts (`device setup --collect`)
 SERVICE_NAME = "edgerec"
 _BACKOFF_MAX = 30.0
 
@@ -69,6 +70,7 @@ def runtime_command(root: Path, cfg: dict) -> list[str]:
         "source": cfg.get("camera_uri") or "csi://0",
         "jsonl": str(_run_dir(root) / "predictions.jsonl"),
         "root": str(root),
+        "collect": str(root / COLLECT_DIR),
     }
     template = cfg.get("command")
     if not template:
@@ -76,6 +78,8 @@ def runtime_command(root: Path, cfg: dict) -> list[str]:
                     "--no-status"]
         if cfg.get("profile"):
             template += ["--profile", cfg["profile"]]
+        if cfg.get("collect"):  # doubt sampling into ROOT/collect, for `edgerec data pull`
+            template += ["--collect", "{collect}"]
     # literal arguments: no placeholders are expanded inside them
     return [part.format(**values) for part in template] + list(cfg.get("run_args") or [])
 

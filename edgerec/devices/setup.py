@@ -160,6 +160,7 @@ def setup_board(
     camera_uri: str | None = None,
     command: list[str] | None = None,
     run_args: list[str] | None = None,
+    collect: bool = False,
     dry_run: bool = False,
     upgrade: bool = False,
 ) -> SetupReport:
@@ -171,6 +172,8 @@ def setup_board(
     ``service``: ``auto`` (systemd when it runs, else supervised), ``systemd`` or ``supervised``.
     ``command``: the runtime command template instead of ``edgerec run`` (``{python} {bundle} {source} {jsonl}``).
     ``run_args``: extra arguments for the runtime, e.g. ``["--threads", "2"]``.
+    ``collect``: the service saves the frames its model doubts into ``ROOT/collect`` (``edgerec run --collect``;
+    the ``--collect-*`` limits go in ``run_args``), for ``edgerec data pull``.
     """
     facts = _facts(conn)
     if facts.get("machine") in _NO_WHEELS:
@@ -268,6 +271,7 @@ def setup_board(
         "unit": "edgerec",
         "command": command,
         "run_args": list(run_args or []),
+        "collect": bool(collect),
     }
     cfg_path = board.path("board.json")
     old = conn.run(f"cat {q(cfg_path)} 2>/dev/null || true").stdout

@@ -118,6 +118,19 @@ class Connection:
                 raise self._lost(exc, f"uploading {Path(local).name}") from exc
             raise
 
+    def get(self, remote: str, local: Path) -> None:
+        """Download one file from an absolute remote path."""
+        try:
+            self.sftp.get(remote, str(local))
+        except FileNotFoundError as exc:
+            raise DeployError(f"{self.target}: {remote} is gone (deleted while copying?)") from exc
+        except (OSError, EOFError) as exc:
+            raise self._lost(exc, f"downloading {remote}") from exc
+        except Exception as exc:
+            if type(exc).__module__.startswith("paramiko"):
+                raise self._lost(exc, f"downloading {remote}") from exc
+            raise
+
     def put_bytes(self, data: bytes, remote: str) -> None:
         import io
 
@@ -172,6 +185,11 @@ class LocalConnection:
         import shutil
 
         shutil.copyfile(local, remote)
+
+    def get(self, remote: str, local: Path) -> None:
+        import shutil
+
+        shutil.copyfile(remote, local)
 
     def put_bytes(self, data: bytes, remote: str) -> None:
         Path(remote).write_bytes(data)

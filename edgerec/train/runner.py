@@ -134,20 +134,61 @@ def _check_out(cfg: TrainConfig) -> Path:
 
 
 def _load_resume(cfg: TrainConfig, classes: tuple[str, ...]):
+    """The state dict of ``--resume RUN``'s best model, its classifier rows re-ordered to ``classes``.
+
+    New classes are allowed (a warm start for the next round of data): the rows of the labels both runs have are
+    kept, a new label gets a fresh row, a dropped label's row goes. A run that shares no label with the data is
+    refused: that is the wrong run or the wrong folder.
+    """
     if cfg.resume is None:
         return None
     from .checkpoint import load_checkpoint
 
     model, meta = load_checkpoint(Path(cfg.resume) / "best.pt")
-    if tuple(meta["labels"]) != tuple(classes):
-        raise DataError(
-            f"--resume {cfg.resume} was trained on labels {list(meta['labels'])} but {cfg.data} has {list(classes)}",
-            hint="resume only on data with the same class folders, or train from scratch",
-        )
     if meta["model"] != cfg.model:
         raise ModelError(f"--resume {cfg.resume} holds a {meta['model']}, not a {cfg.model}",
                          hint=f"pass --model {meta['model']}")
-    return model.state_dict()
+    old = tuple(meta["labels"])
+    state = model.state_dict()
+    if old == tuple(classes):
+        return state
+    shared = [c for c in classes if c in old]
+    if not shared:
+        raise DataError(
+            f"--resume {cfg.resume} was trained on labels {list(old)} but {cfg.data} has {list(classes)}: none in common",
+            hint="resume from a run on (mostly) the same class folders, or train from the pretrained weights",
+        )
+    added, dropped = [c for c in classes if c not in old], [c for c in old if c not in classes]
+    print(f"resume: warm start from {cfg.resume}: {len(shared)} classes kept"
+          + (f", new {added}" if added else "") + (f", dropped {dropped}" if dropped else ""), file=sys.stderr)
+    return _remap_head(state, _head_key(cfg.model), old, classes)
+
+
+def _head_key(model_name: str) -> str:
+    from .models import _info
+
+    return _info(model_name).head
+
+
+def _remap_head(state: dict, head: str, old: tuple[str, ...], new: tuple[str, ...]) -> dict:
+    """``state`` with the classifier ``head`` (a Linear) re-ordered from the ``old`` labels to the ``new`` ones:
+    shared labels keep their rows, new ones get PyTorch's default Linear initialisation."""
+    import torch
+
+    w, b = state[f"{head}.weight"], state.get(f"{head}.bias")
+    fresh = torch.nn.Linear(w.shape[1], len(new), bias=b is not None)
+    nw = fresh.weight.detach().clone()
+    nb = fresh.bias.detach().clone() if b is not None else None
+    for i, c in enumerate(new):
+        if c in old:
+            nw[i] = w[old.index(c)]
+            if nb is not None:
+                nb[i] = b[old.index(c)]
+    out = dict(state)
+    out[f"{head}.weight"] = nw
+    if nb is not None:
+        out[f"{head}.bias"] = nb
+    return out
 
 
 def _evaluate_all(cfg, data: Prepared, model, quantized, ptq_graph, *, device) -> dict:

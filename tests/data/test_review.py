@@ -41,7 +41,7 @@ def test_sheets_and_csv(tmp_path):
     assert res.frames == 5 and set(res.sheets) == {"red", "blue"}
     assert cv2.imread(str(res.sheets["blue"])).shape[1] == 3 * 128  # 3 blue frames side by side
     rows = list(csv.DictReader(open(res.csv)))
-    assert list(rows[0]) == ["path", "predicted", "score", "reason", "label"]
+    assert list(rows[0]) == ["path", "board", "predicted", "score", "reason", "label"]
     assert rows[0]["reason"] == "low score;small margin" and all(r["label"] == "" for r in rows)
 
 
@@ -84,3 +84,45 @@ def test_cli(tmp_path, capsys):
     assert main(["data", "review", str(folder), "--into", str(tmp_path / "data")]) == 0
     assert "copied 1 frames" in capsys.readouterr().out
     assert main(["data", "review", str(tmp_path / "empty_nothing")]) == 2
+
+
+def test_pulled_board_folders_review_merge_and_field_accuracy(tmp_path):
+    """After `data pull` the frames lie in FIELD/<board>/: one review covers every board, paths stay relative,
+    and the labels a person fills in give each board's field accuracy."""
+    from edgerec.data.review import field_accuracy
+
+    field = tmp_path / "field"
+    _collect(field / "kitchen", n=4)
+    _collect(field / "garage", n=2)
+    res = write_review(field)
+    assert res.frames == 6 and (field / "review" / "red.png").is_file()
+    rows = list(csv.DictReader(open(field / CSV_NAME)))
+    assert {r["board"] for r in rows} == {"kitchen", "garage"}
+    assert all(r["path"].startswith(r["board"] + "/") for r in rows)
+    # kitchen: 2 of its 4 predictions confirmed; garage: both corrected
+    labels = {}
+    for r in rows:
+        labels[r["path"]] = "green" if r["board"] == "garage" else r["predicted"]
+    kitchen = sorted(r["path"] for r in rows if r["board"] == "kitchen")
+    labels[kitchen[0]] = labels[kitchen[1]] = "green"
+    _fill(field, [labels[r["path"]] for r in rows])
+    acc = field_accuracy(field)
+    assert acc["boards"]["kitchen"]["accuracy"] == 0.5 and acc["boards"]["kitchen"]["labelled"] == 4
+    assert acc["boards"]["garage"]["accuracy"] == 0.0
+    assert acc["all"]["correct"] == 2 and acc["all"]["random_accuracy"] is None  # no random share was collected
+    merged = merge_review(field, tmp_path / "train")
+    assert len(merged.copied) == 6 and len(list((tmp_path / "train" / "green").iterdir())) == 4
+
+
+def test_merge_refuses_a_path_outside_the_folder(tmp_path):
+    field = _collect(tmp_path / "field", n=1)
+    write_review(field)
+    rows = list(csv.DictReader(open(field / CSV_NAME)))
+    rows[0]["path"], rows[0]["label"] = "../../etc/passwd", "red"
+    with open(field / CSV_NAME, "w", newline="") as f:
+        w = csv.DictWriter(f, rows[0].keys())
+        w.writeheader()
+        w.writerows(rows)
+    with pytest.raises(DataError, match="not a path inside"):
+        merge_review(field, tmp_path / "train")
+    assert not (tmp_path / "train").exists()

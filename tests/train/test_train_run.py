@@ -217,3 +217,27 @@ def test_pretrained_weights_train_the_head_first(tiny_digits, tmp_path):
                             bn_recal_images=0))
     state2 = torch.load(out2 / "best.pt", weights_only=True)["state_dict"]
     assert torch.equal(state2["features.0.1.running_mean"], ref["features.0.1.running_mean"])
+
+
+def test_resume_with_a_new_class_warm_starts_the_shared_ones(tiny_run, tiny_digits, tmp_path):
+    """The next round of data may bring a class: the shared classes keep their trained classifier rows."""
+    import torch
+
+    from edgerec.train import train
+    from edgerec.train.checkpoint import load_checkpoint
+    from edgerec.train.runner import _head_key, _load_resume
+
+    data = tmp_path / "data"
+    for name in ("3", "7"):
+        shutil.copytree(tiny_digits / name, data / name)
+    shutil.copytree(tiny_digits / "1", data / "bird")  # new
+    cfg = tiny_train_config(data, tmp_path / "run", resume=str(tiny_run))
+    state = _load_resume(cfg, ("3", "7", "bird"))
+    old, meta = load_checkpoint(tiny_run / "best.pt")
+    head = _head_key(cfg.model)
+    w_old, w_new = old.state_dict()[f"{head}.weight"], state[f"{head}.weight"]
+    assert w_new.shape[0] == 3
+    assert torch.equal(w_new[0], w_old[meta["labels"].index("3")]) and torch.equal(w_new[1], w_old[meta["labels"].index("7")])
+    assert not any(torch.equal(w_new[2], row) for row in w_old)  # a fresh row for the new class
+    run = train(cfg)
+    assert list(load_checkpoint(run.dir / "best.pt")[1]["labels"]) == ["3", "7", "bird"]
