@@ -27,6 +27,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "capture": ("edgerec.capture._cli:main", "collect training images from a camera into DIR/<label>/ (dedupe, blur/dark checks)"),
     "bench": ("edgerec.bench._cli:main", "latency profiling, result store, compare, budgets, recommend"),
     "device": ("edgerec.devices._cli:device_main", "device setup / doctor / pull"),
+    "gate": ("edgerec.devices._cli:gate_main", "ship a retrained bundle only if it beats the current one (test + field frames)"),
     "deploy": ("edgerec.devices._cli:deploy_main", "flash a bundle onto boards over SSH, with health check and rollback"),
     "rollback": ("edgerec.devices._cli:rollback_main", "switch a board back to an earlier model version"),
     "status": ("edgerec.devices._cli:status_main", "which model runs where"),

@@ -8,7 +8,7 @@ import sys
 
 from .deploy import DEFAULT_ROOT
 
-__all__ = ["device_main", "deploy_main", "rollback_main", "status_main"]
+__all__ = ["device_main", "deploy_main", "rollback_main", "status_main", "gate_main"]
 
 
 def _ssh_flags(p: argparse.ArgumentParser) -> None:
@@ -63,6 +63,8 @@ def deploy_main(argv: list[str]) -> int:
     p.add_argument("--keep", type=int, default=3, help="versions kept on the board (default 3)")
     p.add_argument("--lock-wait", type=float, default=300.0, help="seconds to wait for another deploy to finish")
     p.add_argument("--json", action="store_true", help="print the result(s) as JSON")
+    p.add_argument("--require-gate", metavar="GATE_JSON", default=None,
+                   help="deploy only if this edgerec gate result passed for exactly this bundle")
     g = p.add_argument_group("which artifact the board runs (default: the bundle's deploy-profile.yaml, else the "
                              "board's own choice: its bench results, its device profile, or a few timed calls)")
     g.add_argument("--format", default="auto", help="auto, tflite, onnx, openvino")
@@ -78,6 +80,10 @@ def deploy_main(argv: list[str]) -> int:
     from ..bundle import load_manifest
     from .deploy import pinned_choice
 
+    if args.require_gate:  # before any board is touched
+        from .gate import check_gate
+
+        check_gate(args.bundle, args.require_gate)
     # a misspelt --precision fails here, once, not on every board of an inventory
     pinned_choice(load_manifest(args.bundle), format=args.format, precision=args.precision, backend=args.backend,
                   threads=args.threads)
@@ -229,3 +235,55 @@ def device_main(argv: list[str]) -> int:
     print(f"{res.name} {res.version} is current ({'already present' if res.skipped_upload else f'{_size(res.uploaded_bytes)} fetched'}; "
           f"was {res.previous or 'none'})")
     return 0
+
+
+def gate_main(argv: list[str]) -> int:
+    """edgerec gate CANDIDATE --current BUNDLE --test DIR --field DIR"""
+    p = argparse.ArgumentParser(
+        prog="edgerec gate", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Compare a retrained bundle with the current one on a frozen test set plus the field frames a "
+                    "person labelled (edgerec data review); exit 0 when it passes, 1 when it does not.",
+        epilog="example:\n  edgerec gate runs/v2/bundle --current runs/v1/bundle --test data/test --field field/ --out gate.json\n"
+               "  edgerec deploy runs/v2/bundle --inventory hosts.yaml --require-gate gate.json")
+    p.add_argument("candidate", help="the retrained bundle")
+    p.add_argument("--current", required=True, help="the bundle the boards run now")
+    p.add_argument("--test", default=None, help="frozen test set: an ImageFolder no training run has seen")
+    p.add_argument("--field", action="append", default=[], metavar="DIR",
+                   help="a folder with a filled-in review.csv (edgerec data review); repeatable")
+    p.add_argument("--min-gain", type=float, default=0.0,
+                   help="accuracy the candidate must gain on test+field, as a fraction (default 0: any gain)")
+    p.add_argument("--max-test-drop", type=float, default=0.01,
+                   help="accuracy it may lose on the frozen test set alone (default 0.01: one point)")
+    p.add_argument("--out", default=None, help="write the result as JSON (for deploy --require-gate)")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--format", default=None, help="pin the artifact (default: what a board would run)")
+    p.add_argument("--precision", default=None)
+    p.add_argument("--backend", default="auto")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    args = p.parse_args(argv)
+    from .gate import gate
+
+    res = gate(args.candidate, args.current, test=args.test, field_dirs=args.field, min_gain=args.min_gain,
+               max_test_drop=args.max_test_drop, threads=args.threads, format=args.format, precision=args.precision,
+               backend=args.backend)
+    if args.out:
+        res.save(args.out)
+    if args.json:
+        print(json.dumps(res.to_dict(), indent=1))
+        return 0 if res.passed else 1
+    from .._table import print_table
+
+    def pct(v):
+        return "-" if v is None else f"{100 * v:.2f}%"
+
+    cand, cur = res.candidate, res.current
+    rows = [[name, str(s["n"]), pct(s["candidate"]), pct(s["current"])]
+            for name, s in (("frozen test", res.sets["test"]), ("field (all boards)", res.sets["field"]),
+                            *((f"  field: {b}", s) for b, s in res.sets["field"]["boards"].items()),
+                            ("test + field", res.sets["combined"])) if s["n"]]
+    print_table(f"gate: {cand['name']} {cand['version']} ({cand['artifact']}) vs {cur['version']} ({cur['artifact']})",
+                ["images", "n", f"candidate {cand['version']}", f"current {cur['version']}"], rows, text_columns=1)
+    if res.sets["combined"]["new_labels"]:
+        print(f"labels the current bundle cannot name (count as its errors): {', '.join(res.sets['combined']['new_labels'])}")
+    print(("PASSED: " if res.passed else "FAILED: ") + res.reason + (f"; wrote {args.out}" if args.out else ""))
+    return 0 if res.passed else 1
