@@ -48,7 +48,7 @@ def _build_train_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"))
     p.add_argument("--workers", type=int, help="threads decoding images (once, before training)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
-    p.add_argument("--resume", help="start from a finished run's best.pt (same labels)")
+    p.add_argument("--resume", help="start from a finished run's best.pt (same model; new class folders allowed)")
     p.add_argument("--overwrite", action="store_true", default=None, help="replace an existing --out folder")
     p.add_argument("--max-steps", type=int, dest="max_steps", help="cap optimiser steps per epoch (quick looks)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -93,9 +93,21 @@ def _log_to_stderr() -> None:
     """Training warnings (``edgerec.train`` logger) on stderr, between the progress bars."""
     import logging
 
+    class _CurrentStderr(logging.StreamHandler):
+        """Writes to whatever ``sys.stderr`` is when a record comes, not the one at set-up (a caller, a test runner
+        or tqdm may swap it, and the old one may be closed by then)."""
+
+        @property
+        def stream(self):
+            return sys.stderr
+
+        @stream.setter
+        def stream(self, value):
+            pass
+
     logger = logging.getLogger("edgerec")
     if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _CurrentStderr()
         handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)

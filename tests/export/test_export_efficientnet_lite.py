@@ -4,6 +4,10 @@ import pytest
 
 pytest.importorskip("torch")
 
+# six conversions of the default backbone (about 95 s): an acceptance run, in `make test-all`. `make test` keeps
+# EfficientNet-Lite0's transfer + QAT (tests/train/test_efficientnet_lite.py) and its int8 pads.
+pytestmark = pytest.mark.heavy
+
 
 @pytest.fixture(scope="module")
 def lite_bundle(tmp_path_factory):

@@ -55,7 +55,8 @@ def _quant_ops(gm):
 
 # convert_pt2e traces ~100 small patterns with dynamo: about half a minute per call here, so the second
 # quantizer runs with the slow tests.
-@pytest.mark.parametrize("kind", ["xnnpack", pytest.param("litert", marks=pytest.mark.slow)])
+# the patched litert quantizer's run (40 s) is an acceptance run: it is not the default quantizer
+@pytest.mark.parametrize("kind", ["xnnpack", pytest.param("litert", marks=[pytest.mark.slow, pytest.mark.heavy])])
 def test_qat_train_freeze_convert_save_load(kind, digits, trained, tmp_path):
     x, y, xv, yv = digits
     model = tiny_net()

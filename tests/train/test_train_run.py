@@ -241,3 +241,28 @@ def test_resume_with_a_new_class_warm_starts_the_shared_ones(tiny_run, tiny_digi
     assert not any(torch.equal(w_new[2], row) for row in w_old)  # a fresh row for the new class
     run = train(cfg)
     assert list(load_checkpoint(run.dir / "best.pt")[1]["labels"]) == ["3", "7", "bird"]
+
+
+def test_training_log_follows_the_current_stderr(capsys):
+    """`edgerec train` logs to whatever stderr is now, not to one that was swapped out and closed since."""
+    import io
+    import logging
+    import sys
+
+    from edgerec.train._cli import _log_to_stderr
+
+    logger = logging.getLogger("edgerec")
+    saved = logger.handlers[:]
+    logger.handlers = []
+    old, sys.stderr = sys.stderr, io.StringIO()
+    try:
+        _log_to_stderr()
+        sys.stderr.close()  # as a test runner's capture or a closed terminal does
+    finally:
+        sys.stderr = old
+    try:
+        logging.getLogger("edgerec.train").warning("still heard")
+        err = capsys.readouterr().err
+        assert "still heard" in err and "Logging error" not in err
+    finally:
+        logger.handlers = saved
