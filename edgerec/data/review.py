@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 
-__all__ = ["write_review", "merge_review", "field_accuracy", "ReviewResult", "MergeResult", "CSV_NAME", "COLUMNS"]
+__all__ = ["write_review", "merge_review", "labelled_rows", "field_accuracy", "ReviewResult", "MergeResult", "CSV_NAME", "COLUMNS"]
 
 CSV_NAME = "review.csv"
 COLUMNS = ("path", "board", "predicted", "score", "reason", "label")
@@ -117,29 +117,49 @@ def _read_csv(path: Path) -> list[dict]:
     return rows
 
 
+def _csv_path(folder: str | Path) -> Path:
+    path = Path(folder) / CSV_NAME
+    if not path.is_file():
+        raise DataError(f"no {CSV_NAME} in {folder}", hint=f"run edgerec data review {folder} and fill in its label column")
+    return path
+
+
+def labelled_rows(folder: str | Path) -> list[tuple[dict, Path]]:
+    """The rows of ``folder/review.csv`` whose label is filled in (stripped), each with its frame's path. A row whose
+    path leaves ``folder`` or whose frame is gone is refused (``DataError``) before the caller does anything."""
+    folder = Path(folder)
+    path = _csv_path(folder)
+    out = []
+    for r in _read_csv(path):
+        label = (r.get("label") or "").strip()
+        if not label:
+            continue
+        name = r.get("path") or ""
+        rel = Path(name)
+        if rel.is_absolute() or ".." in rel.parts or not rel.parts:  # a CSV cannot point outside the folder
+            raise DataError(f"{path}: {name!r} is not a path inside {folder}", hint="keep the path column as written")
+        if not (folder / rel).is_file():
+            raise DataError(f"{path}: {name} is not in {folder}", hint="remove the row or restore the frame")
+        out.append(({**r, "label": label}, folder / rel))
+    return out
+
+
 def merge_review(folder: str | Path, into: str | Path) -> MergeResult:
     """Copy every frame whose ``label`` is filled in ``folder/review.csv`` into ``into/<label>/``. Labels are
     checked as folder names first (all of them, before anything is copied); nothing is ever overwritten."""
     from ..capture.store import check_label, write_new
 
-    folder, into = Path(folder), Path(into)
-    path = folder / CSV_NAME
-    if not path.is_file():
-        raise DataError(f"no {CSV_NAME} in {folder}", hint=f"run edgerec data review {folder} first and fill in its label column")
-    todo = [(r["path"], r["label"].strip()) for r in _read_csv(path) if (r.get("label") or "").strip()]
-    for _, label in todo:
+    into = Path(into)
+    rows = labelled_rows(folder)
+    for r, _ in rows:
         try:
-            check_label(label)
+            check_label(r["label"])
         except ConfigError as exc:
-            raise DataError(f"{path}: row with label {label!r}: {exc}", hint="correct the label column and run again") from None
+            raise DataError(f"{Path(folder) / CSV_NAME}: row with label {r['label']!r}: {exc}",
+                            hint="correct the label column and run again") from None
     out = MergeResult()
-    for name, label in todo:
-        rel = Path(name)
-        if rel.is_absolute() or ".." in rel.parts or not rel.parts:  # a CSV cannot point outside the folder
-            raise DataError(f"{path}: {name!r} is not a path inside {folder}", hint="keep the path column as written")
-        src = folder / rel
-        if not src.is_file():
-            raise DataError(f"{path}: {name} is not in {folder}", hint="remove the row or restore the frame")
+    for r, src in rows:
+        label = r["label"]
         dest_dir = into / label
         dest_dir.mkdir(parents=True, exist_ok=True)
         dest, n = dest_dir / src.name, 1
@@ -163,9 +183,7 @@ def field_accuracy(folder: str | Path) -> dict:
     the ``random`` figures count only the frames kept by the random share, an unbiased (if small) sample.
     Accuracies are fractions; ``None`` where no frame was labelled.
     """
-    path = Path(folder) / CSV_NAME
-    if not path.is_file():
-        raise DataError(f"no {CSV_NAME} in {folder}", hint=f"run edgerec data review {folder} and fill in its label column")
+    path = _csv_path(folder)
     tally: dict[str, list[int]] = {}
     for r in _read_csv(path):
         label = (r.get("label") or "").strip()

@@ -23,7 +23,6 @@ the board (not marked pulled). Hidden files (``.pulled``, capture indexes) are n
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -34,7 +33,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ..bundle import sha256_file
 from ..errors import DeployError, EdgerecError
+from .board import COLLECT_DIR
 from .deploy import DEFAULT_ROOT, Board
 from .names import check_root
 from .ssh import q
@@ -146,14 +147,6 @@ def board_folder(label: str) -> str:
     return name[:80]
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for b in iter(lambda: f.read(1 << 16), b""):
-            h.update(b)
-    return h.hexdigest()
-
-
 def _safe_rel(rel: str) -> Path:
     p = Path(rel)
     if p.is_absolute() or ".." in p.parts or not p.parts or any(c in rel for c in "\n\r\\"):
@@ -194,12 +187,10 @@ def pull_frames(conn, dest: str | Path, *, board: str | None = None, remote: str
     dest = Path(dest)
     label = board or str(conn.target)
     if remote is None:
-        remote = Board(conn, root).path("collect")  # where `device setup --collect` points the service
+        remote = Board(conn, root).path(COLLECT_DIR)  # where `device setup --collect` points the service
     else:
-        check_root(remote, what="--remote")
-        if remote == "~" or remote.startswith("~/"):
-            remote = _home(conn) + remote[1:]
-    remote = remote.rstrip("/") or "/"
+        check_root(remote, what="--remote")  # worded for this flag, before Board checks it as a root
+        remote = Board(conn, remote).root  # "~" resolved on the board
     res = PullResult(label, remote)
     out = dest if merge else dest / board_folder(label)
     res.folder = str(out)
@@ -235,7 +226,7 @@ def pull_frames(conn, dest: str | Path, *, board: str | None = None, remote: str
                     res.duplicates += 1
                 marks.append(f["path"])
             elif target.exists():
-                if target.is_file() and _sha256(target) == f["sha256"]:
+                if target.is_file() and sha256_file(target) == f["sha256"]:
                     res.already += 1
                     index.add(_record(f, label, target, dest))
                     marks.append(f["path"])
@@ -259,10 +250,6 @@ def pull_frames(conn, dest: str | Path, *, board: str | None = None, remote: str
     res.ok = True
     res.seconds = round(time.perf_counter() - t0, 3)
     return res
-
-
-def _home(conn) -> str:
-    return conn.run('printf %s "$HOME"', what="finding the home folder").stdout.strip()
 
 
 def _record(f: dict, label: str, target: Path, dest: Path) -> dict:
@@ -289,7 +276,7 @@ def _copy(conn, remote: str, f: dict, target: Path) -> bool:
     part = target.with_name(f".{target.name}.part-{secrets.token_hex(4)}")
     try:
         conn.get(f"{remote.rstrip('/')}/{f['path']}", part)
-        if _sha256(part) != f["sha256"]:
+        if sha256_file(part) != f["sha256"]:
             return False
         os.link(part, target)  # fails if target appeared meanwhile: nothing is overwritten
         return True

@@ -19,7 +19,6 @@ Accuracies are fractions. The result names the candidate by the sha256 of its ma
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -29,6 +28,8 @@ from ..bundle import MANIFEST_NAME, load_manifest, sha256_file
 from ..errors import ConfigError, DataError, DeployError
 
 __all__ = ["GateResult", "gate", "check_gate", "labelled_images"]
+
+_CHUNK = 32  # images decoded and classified at a time
 
 
 @dataclass
@@ -66,30 +67,22 @@ def labelled_images(test: str | Path | None = None, field_dirs=()) -> list[tuple
                 items.append(("test", e.path, e.labels[0], ""))
         if not any(s == "test" for s, *_ in items):
             raise DataError(f"no labelled images in the test set {test}", hint="give an ImageFolder: TEST/<label>/*.jpg")
+    from ..data.review import labelled_rows  # csv, json, numpy: board-tier safe
+
     for folder in field_dirs:
-        folder = Path(folder)
-        path = folder / "review.csv"
-        if not path.is_file():
-            raise DataError(f"no review.csv in {folder}", hint=f"run edgerec data review {folder} and fill in its label column")
-        n = 0
-        with open(path, newline="") as f:
-            for row in csv.DictReader(f):
-                label = (row.get("label") or "").strip()
-                rel = Path(row.get("path") or "")
-                if not label or rel.is_absolute() or ".." in rel.parts or not rel.parts:
-                    continue
-                image = folder / rel
-                side = image.with_name(image.name.split(".", 1)[0] + ".json")
-                try:  # the board classified its ROI: judge on the same pixels
-                    roi_file = json.loads(side.read_text()).get("roi_file")
-                except (OSError, ValueError, AttributeError):
-                    roi_file = None
-                if roi_file and (image.parent / roi_file).is_file():
-                    image = image.parent / roi_file
-                items.append(("field", image, label, row.get("board") or folder.name))
-                n += 1
-        if not n:
-            raise DataError(f"{path} has no labelled rows", hint="fill in the label column (the true class of each frame)")
+        rows = labelled_rows(folder)
+        if not rows:
+            raise DataError(f"{Path(folder) / 'review.csv'} has no labelled rows",
+                            hint="fill in the label column (the true class of each frame)")
+        for row, image in rows:
+            side = image.with_name(image.name.split(".", 1)[0] + ".json")
+            try:  # the board classified its ROI: judge on the same pixels
+                roi_file = json.loads(side.read_text()).get("roi_file")
+            except (OSError, ValueError, AttributeError):
+                roi_file = None
+            if roi_file and (image.parent / roi_file).is_file():
+                image = image.parent / roi_file
+            items.append(("field", image, row["label"], row.get("board") or Path(folder).name))
     if not items:
         raise ConfigError("the gate needs images: --test DIR and/or --field DIR")
     return items
@@ -101,7 +94,9 @@ def _predict(bundle: Path, images: list[Path], *, threads: int | None, format, p
 
     with Classifier.load(bundle, threads=threads, format=format, precision=precision, backend=backend,
                          choice_cache=False) as clf:
-        labels = [clf.classify_batch([read_image_bgr(p)])[0].label for p in images]
+        labels = []
+        for s in range(0, len(images), _CHUNK):  # batched where the model takes any batch; bounded memory
+            labels += [pred.label for pred in clf.classify_batch([read_image_bgr(p) for p in images[s:s + _CHUNK]])]
         info = {"artifact": clf.artifact.key, "backend": clf.backend.name, "labels": list(clf.manifest.labels)}
     return labels, info
 

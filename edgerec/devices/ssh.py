@@ -107,29 +107,30 @@ class Connection:
             self._sftp = self._client.open_sftp()
         return self._sftp
 
-    def put(self, local: Path, remote: str, callback: Callable[[int, int], None] | None = None) -> None:
-        """Upload one file to an absolute remote path."""
+    def _transfer(self, what: str, call: Callable[[], object]) -> None:
+        """Run one SFTP ``call``; a dropped link (OSError, EOFError or any paramiko error) becomes ``_lost``."""
         try:
-            self.sftp.put(str(local), remote, callback=callback, confirm=True)
+            call()
+        except FileNotFoundError:
+            raise
         except (OSError, EOFError) as exc:
-            raise self._lost(exc, f"uploading {Path(local).name}") from exc
+            raise self._lost(exc, what) from exc
         except Exception as exc:
             if type(exc).__module__.startswith("paramiko"):
-                raise self._lost(exc, f"uploading {Path(local).name}") from exc
+                raise self._lost(exc, what) from exc
             raise
+
+    def put(self, local: Path, remote: str, callback: Callable[[int, int], None] | None = None) -> None:
+        """Upload one file to an absolute remote path."""
+        self._transfer(f"uploading {Path(local).name}",
+                       lambda: self.sftp.put(str(local), remote, callback=callback, confirm=True))
 
     def get(self, remote: str, local: Path) -> None:
         """Download one file from an absolute remote path."""
         try:
-            self.sftp.get(remote, str(local))
+            self._transfer(f"downloading {remote}", lambda: self.sftp.get(remote, str(local)))
         except FileNotFoundError as exc:
             raise DeployError(f"{self.target}: {remote} is gone (deleted while copying?)") from exc
-        except (OSError, EOFError) as exc:
-            raise self._lost(exc, f"downloading {remote}") from exc
-        except Exception as exc:
-            if type(exc).__module__.startswith("paramiko"):
-                raise self._lost(exc, f"downloading {remote}") from exc
-            raise
 
     def put_bytes(self, data: bytes, remote: str) -> None:
         import io
