@@ -55,7 +55,12 @@ __all__ = [
     "apply_plan",
     "model_image",
     "aspect_distortion",
+    "PREPROCESS_VERSION",
 ]
+
+# Bump when the pixels these functions produce change (reading, colour, geometry or resize): training's
+# decoded-image cache (``edgerec.train.cache``) keys on it, so a change here rebuilds every cache.
+PREPROCESS_VERSION = 1
 
 # Extensions edgerec reads (datasets, `edgerec run photos/`, `edgerec bench --data`); any case.
 IMAGE_EXTENSIONS = frozenset(

@@ -46,7 +46,10 @@ def _build_train_parser() -> argparse.ArgumentParser:
     p.add_argument("--folds", type=int, help="k-fold cross-validation on train+val before the final model")
     p.add_argument("--seed", type=int)
     p.add_argument("--device", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--workers", type=int, help="threads decoding images (once, before training)")
+    p.add_argument("--workers", type=int, help="threads decoding images (once, before training; default: every core)")
+    p.add_argument("--cache", choices=("auto", "ram", "disk"),
+                   help="decoded images in memory per process, or on disk shared by every process (default auto)")
+    p.add_argument("--cache-dir", dest="cache_dir", help="the disk cache's folder (default ~/.cache/edgerec/decoded)")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--resume", help="start from a finished run's best.pt (same model; new class folders allowed)")
     p.add_argument("--overwrite", action="store_true", default=None, help="replace an existing --out folder")

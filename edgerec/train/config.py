@@ -104,7 +104,12 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     quantizer: str = "xnnpack"
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    workers: int = 0  # image decoding processes (decoding happens once, then batches come from memory)
+    workers: int | None = None  # image decoding threads (decoding happens once); None: every core
+    # where decoded images live: ram (one tensor per process), disk (one file per dataset version, shared by
+    # every process on the machine: edgerec.train.cache), auto (ram for one process when it fits in a quarter
+    # of the available memory, else disk)
+    cache: Literal["auto", "ram", "disk"] = "auto"
+    cache_dir: Path | None = None  # the disk cache's folder; default $EDGEREC_CACHE/decoded or ~/.cache/edgerec/decoded
     threads: int | None = None  # torch intra-op threads; default: all cores
     amp: bool = True  # mixed precision on CUDA
     channels_last: bool = True
@@ -138,6 +143,8 @@ class TrainConfig:
             raise ConfigError(f"bn_recal_images must be >= 0 (0 = off), got {self.bn_recal_images}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.workers is not None and self.workers < 0:
+            raise ConfigError(f"workers must be >= 0 (0: decode on one thread), got {self.workers}")
         if self.threads is not None:  # the rule every verb shares: auto/0/-1 = all cores, else 1..max_threads()
             from ..limits import resolve_threads
 

@@ -129,13 +129,15 @@ class StepRunner:
         n = len(order)
         # drop a last batch of 1: BatchNorm cannot train on it
         starts = [s for s in range(0, n, batch_size) if min(batch_size, n - s) > 1 or s == 0]
-        for s in starts:
-            if max_steps is not None and steps >= max_steps:
-                break
+        if max_steps is not None:
+            starts = starts[:max_steps]
+        batches = [order[s : s + batch_size] for s in starts]
+        # images from the disk cache are read a few batches ahead on a thread; in-memory ones are indexed
+        reads = images.prefetch(batches) if hasattr(images, "prefetch") else (images[idx] for idx in batches)
+        for idx, xb in zip(batches, reads):
             if before_step is not None:
                 before_step(steps)
-            idx = order[s : s + batch_size]
-            xb, yb = images[idx], targets[idx]
+            yb = targets[idx]
             if self.device.type == "cuda" and xb.device.type == "cpu":
                 xb, yb = xb.pin_memory(), yb.pin_memory()  # lets the copy overlap with compute
             loss = self.step(xb, yb)

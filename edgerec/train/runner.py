@@ -85,7 +85,7 @@ def prepare_data(cfg: TrainConfig, *, progress: bool = True) -> Prepared:
     """Load, split and decode the dataset once."""
     from ..data.dataset import load_dataset
     from ..data.split import stratified_split
-    from .tensors import ImageTensors, decode_images, resolve_resize_mode, targets_for
+    from .tensors import ImageTensors, resolve_resize_mode, targets_for
 
     if cfg.data is None:
         raise ConfigError("no dataset given", hint="edgerec train DATA --out RUN (or data: in the YAML)")
@@ -104,7 +104,7 @@ def prepare_data(cfg: TrainConfig, *, progress: bool = True) -> Prepared:
     paths = [ds.samples[i].path for i in order]
     resize_mode, resize_reason = resolve_resize_mode(cfg.resize_mode, [ds.samples[i].path for i in split.train], seed=cfg.seed)
     spec = _input_spec(cfg, resize_mode)
-    images = decode_images(paths, spec, workers=cfg.workers, progress=cfg.progress and progress)
+    images = _decoded(cfg, paths, spec, progress=cfg.progress and progress)
     targets = targets_for([ds.samples[i].labels for i in order], len(ds.classes), cfg.multi_label)
     allt = ImageTensors(images, targets, paths)
     a, b = len(split.train), len(split.train) + len(split.val)
@@ -113,6 +113,46 @@ def prepare_data(cfg: TrainConfig, *, progress: bool = True) -> Prepared:
         train=allt.subset(range(a)), val=allt.subset(range(a, b)), test=allt.subset(range(b, len(order))),
         input_spec=spec, resize_reason=resize_reason,
     )
+
+
+def cache_mode(cfg: TrainConfig, n: int, spec: InputSpec, world_size: int = 1) -> tuple[str, str]:
+    """``(ram|disk, reason)`` for ``cfg.cache``; ``ram`` that cannot fit in the available memory is refused."""
+    from .cache import available_ram_bytes, cache_bytes
+
+    need, ram = cache_bytes(n, spec), available_ram_bytes()
+    if cfg.cache == "ram" and ram is not None and need * max(1, world_size) > ram:
+        raise DataError(f"the decoded images need {need / 1e9:.2f} GB per process x {max(1, world_size)} and "
+                        f"{ram / 1e9:.2f} GB of memory is available", hint="use --cache disk (or auto), or lower img_size")
+    if cfg.cache != "auto":
+        return cfg.cache, f"cache: {cfg.cache} set in the training configuration"
+    if world_size > 1:
+        return "disk", f"{world_size} processes: one decoded copy on disk, read by all of them"
+    if ram is not None and need > ram / 4:
+        return "disk", f"{need / 1e9:.2f} GB decoded is over a quarter of the {ram / 1e9:.1f} GB available memory"
+    return "ram", "fits in memory"
+
+
+def _decoded(cfg: TrainConfig, paths: list[Path], spec: InputSpec, *, progress: bool):
+    """The decoded images, in memory or in the disk cache (``cfg.cache``), with what it costs said first."""
+    from .cache import default_cache_dir, describe_plan, open_cache
+    from .distributed import dist_info
+    from .tensors import decode_images
+
+    info = dist_info()
+    mode, why = cache_mode(cfg, len(paths), spec, info.world_size)
+    root = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
+    if progress and info.main:
+        print(f"{describe_plan(mode, len(paths), spec, root)} ({why})", file=sys.stderr)
+    if mode == "ram":
+        return decode_images(paths, spec, workers=cfg.workers, progress=progress)
+    images, built = open_cache(paths, spec, root, workers=cfg.workers, progress=progress and info.local_rank == 0)
+    if progress and built.built:  # whichever process built it says so (one per machine)
+        rank = f"rank {info.rank}: " if info.enabled else ""
+        print(f"decoded cache: {rank}decoded {built.decoded} images into {built.folder} ({built.seconds:.1f} s)",
+              file=sys.stderr)
+    elif progress and info.main:
+        print(f"decoded cache: reading {built.folder}", file=sys.stderr)
+    return images
 
 
 # ------------------------------------------------------------------------------------------------- run folder
@@ -230,7 +270,7 @@ def _cross_validate(cfg: TrainConfig, data: Prepared, *, device, info) -> dict:
     from ..data.split import kfold
     from .loop import Normalizer, predict
     from .metrics import compute_metrics, cv_summary
-    from .tensors import ImageTensors
+    from .tensors import ImageTensors, cat_images
 
     import torch
 
@@ -238,7 +278,7 @@ def _cross_validate(cfg: TrainConfig, data: Prepared, *, device, info) -> dict:
     pool = split.train + split.val
     # the decoded tensors are ordered train then val: map dataset index -> position
     pos = {di: i for i, di in enumerate(pool)}
-    both = ImageTensors(torch.cat([data.train.images, data.val.images]), torch.cat([data.train.targets, data.val.targets]),
+    both = ImageTensors(cat_images([data.train.images, data.val.images]), torch.cat([data.train.targets, data.val.targets]),
                         data.train.paths + data.val.paths)
     folds = kfold(data.dataset, pool, cfg.folds, seed=cfg.seed)
     prep = Normalizer(data.input_spec.mean, data.input_spec.std, device)

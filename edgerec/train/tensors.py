@@ -1,11 +1,13 @@
-"""Images decoded once into uint8 tensors, read and resized by the runtime's own functions.
+"""Images decoded once into uint8, read and resized by the runtime's own functions.
 
-Training epochs then read batches straight from memory: no per-step decoding, no DataLoader workers.
-A 10 000-image set at 224 px is 1.5 GB of uint8; larger sets should lower ``img_size`` or subsample.
+Training epochs then take batches from it: no per-step decoding, no DataLoader workers. In memory
+(``decode_images``) a 10 000-image set at 224 px is 1.5 GB per process; larger sets and torchrun use the decoded
+cache on disk (``edgerec.train.cache``, filled by ``decode_into``), shared by every process on the machine.
 """
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +17,7 @@ import numpy as np
 
 from ..bundle import InputSpec
 
-__all__ = ["ImageTensors", "resize_image", "decode_images", "targets_for", "choose_resize_mode", "resolve_resize_mode"]
+__all__ = ["ImageTensors", "resize_image", "decode_images", "decode_into", "cat_images", "targets_for", "choose_resize_mode", "resolve_resize_mode"]
 
 
 @dataclass
@@ -33,7 +35,19 @@ class ImageTensors:
         import torch
 
         idx_t = torch.as_tensor(np.asarray(idx, dtype=np.int64))
-        return ImageTensors(self.images[idx_t], self.targets[idx_t], [self.paths[i] for i in idx_t.tolist()])
+        images = self.images.subset(idx_t.numpy()) if hasattr(self.images, "subset") else self.images[idx_t]
+        return ImageTensors(images, self.targets[idx_t], [self.paths[i] for i in idx_t.tolist()])
+
+
+def cat_images(parts):
+    """torch.cat for in-memory images; one index map over the same file for the disk cache's."""
+    import torch
+
+    if all(hasattr(p, "subset") for p in parts):
+        from .cache import DiskImages
+
+        return DiskImages.cat(parts)
+    return torch.cat([p if isinstance(p, torch.Tensor) else p[:] for p in parts])
 
 
 def resize_image(img: np.ndarray, spec: InputSpec) -> np.ndarray:
@@ -108,36 +122,46 @@ def targets_for(labels: Sequence[tuple[int, ...]], num_classes: int, multi_label
     return torch.tensor([lab[0] for lab in labels], dtype=torch.int64)
 
 
-def decode_images(paths: Sequence[Path], spec: InputSpec, *, workers: int = 0, progress: bool = False, desc="decode"):
-    """uint8 tensor (N, 3, H, W) in ``spec.color_order``, each file read and resized exactly as the runtime does.
+def decode_into(paths: Sequence[Path], spec: InputSpec, *, out: np.ndarray, workers: int | None = None) -> None:
+    """Fill ``out`` (uint8 (N, 3, H, W), ``spec.color_order``): each file read and resized exactly as the runtime does.
 
     ``edgerec.runtime.image``: the OpenCV reader (EXIF orientation, alpha on white, 16-bit), then
-    ``model_image`` (resize mode, interpolation, padding) straight into the batch. OpenCV releases the GIL,
-    so threads suffice.
+    ``model_image`` (resize mode, interpolation, padding). ``workers`` threads (None: every core; 0: this
+    thread); OpenCV releases the GIL, so threads suffice.
     """
     import cv2
-    import torch
-    from tqdm.auto import tqdm
 
     from ..runtime.image import model_image, read_image_bgr
 
-    out = np.empty((len(paths), int(spec.height), int(spec.width), 3), np.uint8)
     rgb = str(spec.color_order).upper() == "RGB"
+    h, w = int(spec.height), int(spec.width)
 
     def one(i):
-        model_image(read_image_bgr(paths[i]), spec, out=out[i])
+        img = model_image(read_image_bgr(paths[i]), spec, out=np.empty((h, w, 3), np.uint8))
         if rgb:
-            cv2.cvtColor(out[i], cv2.COLOR_BGR2RGB, dst=out[i])  # decoded BGR (cv2 is ~20x numpy's [..., ::-1])
+            cv2.cvtColor(img, cv2.COLOR_BGR2RGB, dst=img)  # decoded BGR (cv2 is ~20x numpy's [..., ::-1])
+        out[i] = img.transpose(2, 0, 1)
 
-    it = range(len(paths))
-    bar = tqdm(total=len(paths), desc=desc, unit="img", disable=not progress or len(paths) < 500, leave=False)
-    if workers > 0:
-        with ThreadPoolExecutor(workers) as pool:
-            for _ in pool.map(one, it):
-                bar.update()
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    if workers > 1 and len(paths) > 1:
+        with ThreadPoolExecutor(min(workers, len(paths))) as pool:
+            list(pool.map(one, range(len(paths))))
     else:
-        for i in it:
+        for i in range(len(paths)):
             one(i)
-            bar.update()
+
+
+def decode_images(paths: Sequence[Path], spec: InputSpec, *, workers: int | None = None, progress: bool = False,
+                  desc="decode"):
+    """uint8 tensor (N, 3, H, W) in memory, in ``spec.color_order``: ``decode_into`` in chunks, with a progress bar."""
+    import torch
+    from tqdm.auto import tqdm
+
+    out = np.empty((len(paths), 3, int(spec.height), int(spec.width)), np.uint8)
+    bar = tqdm(total=len(paths), desc=desc, unit="img", disable=not progress or len(paths) < 500, leave=False)
+    step = 256
+    for s in range(0, len(paths), step):
+        decode_into(paths[s : s + step], spec, out=out[s : s + step], workers=workers)
+        bar.update(min(step, len(paths) - s))
     bar.close()
-    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
+    return torch.from_numpy(out)
