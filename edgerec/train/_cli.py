@@ -108,10 +108,25 @@ def _log_to_stderr() -> None:
         def stream(self, value):
             pass
 
+        def emit(self, record):
+            try:
+                from tqdm.auto import tqdm
+
+                tqdm.write(self.format(record), file=sys.stderr)  # above any progress bar, not through it
+            except Exception:  # noqa: BLE001 - logging's contract: a failing handler reports, never raises
+                self.handleError(record)
+
+    class _Plain(logging.Formatter):
+        """Messages as they are; warnings and errors with their level in front."""
+
+        def format(self, record):
+            text = super().format(record)
+            return text if record.levelno < logging.WARNING else f"{record.levelname}: {text}"
+
     logger = logging.getLogger("edgerec")
     if not logger.handlers:
         handler = _CurrentStderr()
-        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        handler.setFormatter(_Plain("%(message)s"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)
 
@@ -127,10 +142,15 @@ def train_main(argv: list[str]) -> int:
     if cfg.data is None or cfg.out is None:
         raise ConfigError("edgerec train needs DATA and --out", hint="edgerec train data/digits --out runs/digits")
     run = train(cfg)
-    if not cfg.progress:  # train() prints the table itself unless --quiet; the table is the result, keep it
-        from .metrics import summary_table
+    from .distributed import is_main
 
-        print(summary_table(run.metrics, task=run.metrics.get("task", "single_label")))
+    if not is_main():  # under torchrun, rank 0 says it once
+        return 0
+    from .metrics import summary_table
+
+    print(summary_table(run.metrics, task=run.metrics.get("task", "single_label")))
+    if cfg.progress:
+        print(f"run folder: {run.dir}   (plots in {run.dir / 'plots'}; next: edgerec export {run.dir})")
     if args.json:
         print(json.dumps({k: {p: m["accuracy"] for p, m in run.metrics[k].items()} for k in ("val", "test") if k in run.metrics}))
     if run.at_chance and not args.allow_chance:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import copy
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from .distributed import DistInfo, all_reduce_mean, shard_indices
 
 if TYPE_CHECKING:
     from .runner import Prepared
+
+log = logging.getLogger("edgerec.train")
 
 __all__ = ["FitResult", "fit", "qat_finetune", "ptq_calibrate", "example_input"]
 
@@ -202,8 +205,8 @@ def fit(cfg: TrainConfig, data: Prepared, train_t, val_t, *, device, info: DistI
                    "images_per_s": res.images * info.world_size / max(dt, 1e-9)}
             history.append(rec)
             if show:
-                tqdm.write(f"{desc} epoch {epoch + 1:3d} {phase:4s}  loss {train_loss:.4f}  val loss {val_loss:.4f}  "
-                           f"val acc {100 * vm['accuracy']:.2f}%  {rec['images_per_s']:.0f} img/s")
+                log.info("%s epoch %3d %-4s  loss %.4f  val loss %.4f  val acc %.2f%%  %.0f img/s", desc, epoch + 1, phase,
+                         train_loss, val_loss, 100 * vm["accuracy"], rec["images_per_s"])
             if monitor is not None and monitor.epoch(rec):
                 stop = True
                 break
@@ -218,7 +221,7 @@ def fit(cfg: TrainConfig, data: Prepared, train_t, val_t, *, device, info: DistI
             epoch += 1
             if phase == "fine" and cfg.patience and bad_epochs >= cfg.patience:
                 if show:
-                    tqdm.write(f"early stop: no val improvement for {cfg.patience} epochs (best epoch {best_epoch})")
+                    log.info("early stop: no val improvement for %d epochs (best epoch %d)", cfg.patience, best_epoch)
                 break
     if best_state is not None:
         model.load_state_dict(best_state)
@@ -300,8 +303,8 @@ def qat_finetune(cfg: TrainConfig, data: Prepared, model, *, device, history: li
                         "val_accuracy": vm["accuracy"], "lr": opt.param_groups[0]["lr"], "seconds": dt,
                         "images_per_s": res.images / max(dt, 1e-9)})
         if show:
-            tqdm.write(f"qat epoch {ep + 1:3d}  loss {res.loss:.4f}  val loss {val_loss:.4f}  "
-                       f"val acc (fake-quant) {100 * vm['accuracy']:.2f}%")
+            log.info("qat epoch %3d  loss %.4f  val loss %.4f  val acc (fake-quant) %.2f%%", ep + 1, res.loss, val_loss,
+                     100 * vm["accuracy"])
         if monitor is not None and monitor.epoch(history[-1]):
             break
     if monitor is not None and fp32_val is not None and qc.epochs > 0 and history and history[-1]["phase"] == "qat":

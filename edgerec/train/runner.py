@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import platform
 import shutil
 import sys
@@ -24,6 +25,9 @@ from ..errors import ConfigError, DataError, ModelError
 from .config import TrainConfig, dump_config
 from .distributed import dist_info, init_distributed, select_device
 from .phases import fit, ptq_calibrate, qat_finetune
+
+# what a run says as it goes (data, input, cache, folds); `edgerec train` shows it on stderr
+log = logging.getLogger("edgerec.train")
 
 __all__ = ["Run", "train", "evaluate", "Prepared", "prepare_data"]
 
@@ -94,7 +98,7 @@ def prepare_data(cfg: TrainConfig, *, progress: bool = True) -> Prepared:
     ds = load_dataset(cfg.data, multi_label=cfg.multi_label)
     split = stratified_split(ds, cfg.split, seed=cfg.seed)
     for w in getattr(split, "warnings", []):
-        print(f"warning: {w}", file=sys.stderr)
+        log.warning("%s", w)
     if not split.train:
         raise DataError(f"{cfg.data}: the split left no training images", hint="add images or change --split")
     if not split.val:
@@ -141,17 +145,16 @@ def _decoded(cfg: TrainConfig, paths: list[Path], spec: InputSpec, *, progress: 
     info = dist_info()
     mode, why = cache_mode(cfg, len(paths), spec, info.world_size)
     root = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()
-    if progress and info.main:
-        print(f"{describe_plan(mode, len(paths), spec, root)} ({why})", file=sys.stderr)
+    if info.main:
+        log.info("%s (%s)", describe_plan(mode, len(paths), spec, root), why)
     if mode == "ram":
         return decode_images(paths, spec, workers=cfg.workers, progress=progress)
     images, built = open_cache(paths, spec, root, workers=cfg.workers, progress=progress and info.local_rank == 0)
-    if progress and built.built:  # whichever process built it says so (one per machine)
+    if built.built:  # whichever process built it says so (one per machine)
         rank = f"rank {info.rank}: " if info.enabled else ""
-        print(f"decoded cache: {rank}decoded {built.decoded} images into {built.folder} ({built.seconds:.1f} s)",
-              file=sys.stderr)
-    elif progress and info.main:
-        print(f"decoded cache: reading {built.folder}", file=sys.stderr)
+        log.info("decoded cache: %sdecoded %d images into %s (%.1f s)", rank, built.decoded, built.folder, built.seconds)
+    elif info.main:
+        log.info("decoded cache: reading %s", built.folder)
     return images
 
 
@@ -199,8 +202,8 @@ def _load_resume(cfg: TrainConfig, classes: tuple[str, ...]):
             hint="resume from a run on (mostly) the same class folders, or train from the pretrained weights",
         )
     added, dropped = [c for c in classes if c not in old], [c for c in old if c not in classes]
-    print(f"resume: warm start from {cfg.resume}: {len(shared)} classes kept"
-          + (f", new {added}" if added else "") + (f", dropped {dropped}" if dropped else ""), file=sys.stderr)
+    log.info("resume: warm start from %s: %d classes kept%s%s", cfg.resume, len(shared),
+             f", new {added}" if added else "", f", dropped {dropped}" if dropped else "")
     return _remap_head(state, _head_key(cfg.model), old, classes)
 
 
@@ -285,8 +288,8 @@ def _cross_validate(cfg: TrainConfig, data: Prepared, *, device, info) -> dict:
     per_fold = []
     for k, (tr, va) in enumerate(folds):
         tr_t, va_t = both.subset([pos[i] for i in tr]), both.subset([pos[i] for i in va])
-        if cfg.progress and info.main:
-            print(f"fold {k + 1}/{cfg.folds}: {len(tr_t)} train, {len(va_t)} held out", file=sys.stderr)
+        if info.main:
+            log.info("fold %d/%d: %d train, %d held out", k + 1, cfg.folds, len(tr_t), len(va_t))
         result = fit(cfg, data, tr_t, va_t, device=device, info=info, desc=f"fold {k + 1}")
         logits = predict(result.model, va_t.images, prep)
         m = compute_metrics(logits, va_t.targets.numpy(), data.classes, task=data.task, threshold=cfg.threshold)
@@ -326,11 +329,11 @@ def train(cfg: TrainConfig) -> Run:
             tmp.mkdir(parents=True)
             (tmp / "config.yaml").write_text(dump_config(cfg))
             data.split.save(tmp / "split.json")
-            print(f"data: {len(data.classes)} classes, {len(data.train)} train / {len(data.val)} val / "
-                  f"{len(data.test)} test images at {cfg.img_size}px; device {device}"
-                  + (f", {info.world_size} processes" if info.enabled else ""), file=sys.stderr)
-            print(f"input: resize {data.input_spec.resize_mode} ({data.input_spec.interpolation}); {data.resize_reason}",
-                  file=sys.stderr)
+            log.info("data: %d classes, %d train / %d val / %d test images at %dpx; device %s%s", len(data.classes),
+                     len(data.train), len(data.val), len(data.test), cfg.img_size, device,
+                     f", {info.world_size} processes" if info.enabled else "")
+            log.info("input: resize %s (%s); %s", data.input_spec.resize_mode, data.input_spec.interpolation,
+                     data.resize_reason)
         metrics: dict = {}
         if cfg.folds:
             metrics["cv"] = _cross_validate(cfg, data, device=device, info=info)
@@ -403,13 +406,7 @@ def train(cfg: TrainConfig) -> Run:
 
             if dist.is_initialized():
                 dist.destroy_process_group()
-    run = Run(out, metrics, cfg, history, at_chance=at_chance)
-    if cfg.progress:
-        from .metrics import summary_table
-
-        print(summary_table(metrics, task=data.task))
-        print(f"run folder: {out}   (plots in {out / 'plots'}; next: edgerec export {out})")
-    return run
+    return Run(out, metrics, cfg, history, at_chance=at_chance)
 
 
 def _write_plots(folder: Path, metrics: dict, history, classes, task: str) -> None:
