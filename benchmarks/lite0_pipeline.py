@@ -363,7 +363,7 @@ def main(argv=None) -> int:
             log("exporting tflite, onnx, openvino x fp32, int8")
             t0, c0 = time.perf_counter(), cpu_s()
             export(run, formats=FORMATS, precisions=("fp32", "int8"), out=bundle, threads=args.threads,
-                   max_eval=1000, archive=False, strict=False, progress=False, table=False)
+                   max_eval=1000, archive=False, strict=False, progress=False)
             result["export"] = {"seconds": round(time.perf_counter() - t0, 1), "cpu_seconds": round(cpu_s() - c0, 1)}
         manifest = load_manifest(bundle)
         spec = manifest.input

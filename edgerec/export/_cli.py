@@ -56,11 +56,26 @@ def main(argv: list[str]) -> int:
     kw.update({k: v for k, v in flags.items() if v is not None})
     if args.no_archive:
         kw["archive"] = False
-    bundle = export(args.run, out=args.out, **kw)
+    bundle = _with_table(export, args.run, out=args.out, **kw)
     print(f"bundle: {bundle.dir}" + (f"\narchive: {bundle.archive}" if bundle.archive else ""))
     if args.json:
         print(json.dumps(bundle.manifest.to_dict(), indent=2))
     return 0
+
+
+def _with_table(write, *args, **kw):
+    """Run an export and print its per-artifact table: of the bundle, or of what was written before it failed."""
+    from .._bundle_info import print_artifacts
+    from ..errors import ExportError
+
+    try:
+        bundle = write(*args, **kw)
+    except ExportError as exc:
+        if getattr(exc, "bundle", None) is not None:
+            print_artifacts(exc.bundle.manifest)
+        raise
+    print_artifacts(bundle.manifest)
+    return bundle
 
 
 # --------------------------------------------------------------------------- bundle
@@ -233,7 +248,7 @@ def imagenet_main(argv: list[str]) -> int:
     from .imagenet import export_imagenet
 
     args = _imagenet_parser().parse_args(argv)
-    bundle = export_imagenet(args.out, model=args.model, images=args.images, formats=args.formats,
+    bundle = _with_table(export_imagenet, args.out, model=args.model, images=args.images, formats=args.formats,
                              precisions=args.precision, calib=args.calib, max_eval=args.max_eval,
                              max_int8_drop=args.max_int8_drop, min_agreement=args.min_agreement,
                              threads=args.threads, archive=not args.no_archive)

@@ -286,7 +286,7 @@ def export(run, *, formats: str | Iterable[str] = tuple(FORMATS), precisions: st
            out=None, calib: int = 256, img_size: int | None = None, embed_preprocess: bool = False,
            max_int8_drop: float = 1.5, min_agreement: float = 0.99, threads: int | None = 2, max_eval: int = 500,
            check_images: int = 10, archive: bool = True, strict: bool = True, progress: bool = True,
-           table: bool = True, options: dict[str, dict] | None = None) -> Bundle:
+           options: dict[str, dict] | None = None) -> Bundle:
     """Convert the run in folder ``run`` to every ``formats`` x ``precisions``, verify each, write a bundle.
 
     ``out`` (default ``RUN/bundle``) becomes the bundle folder, ``out + ".edgerec"`` its archive. int8 comes
@@ -295,7 +295,8 @@ def export(run, *, formats: str | Iterable[str] = tuple(FORMATS), precisions: st
 
     Raises ``ExportError`` after writing the bundle when an artifact misses its bound (fp32/fp16 top-1
     agreement with PyTorch under ``min_agreement``, int8 accuracy more than ``max_int8_drop`` points
-    under fp32) and ``strict`` is true, or when no artifact could be produced at all.
+    under fp32) and ``strict`` is true, or when no artifact could be produced at all; the error's ``bundle`` is
+    what was written (``edgerec._bundle_info.print_artifacts(err.bundle.manifest)`` shows every reason).
 
     >>> b = export("runs/digits", out="bundles/digits")                # doctest: +SKIP
     >>> b.manifest.artifact("onnx", "int8").verification.accuracy      # doctest: +SKIP
@@ -329,7 +330,7 @@ def export(run, *, formats: str | Iterable[str] = tuple(FORMATS), precisions: st
     return _write_bundle(src, out=out, formats=fmts, precisions=precs, provenance=provenance,
                          checks=lambda tmp, n: _copy_checks(tmp, src, data, n), embed_preprocess=embed_preprocess,
                          max_int8_drop=max_int8_drop, min_agreement=min_agreement, threads=threads,
-                         check_images=check_images, archive=archive, strict=strict, progress=progress, table=table,
+                         check_images=check_images, archive=archive, strict=strict, progress=progress,
                          options=options)
 
 
@@ -337,7 +338,7 @@ def _write_bundle(src: ExportSource, *, out: Path, formats: tuple[str, ...], pre
                   provenance: dict, checks: Callable[[Path, int], tuple[list[str], list[int]]],
                   embed_preprocess: bool = False, max_int8_drop: float = 1.5, min_agreement: float = 0.99,
                   threads: int | None = 2, check_images: int = 10, archive: bool = True, strict: bool = True,
-                  progress: bool = True, table: bool = True, options: dict[str, dict] | None = None,
+                  progress: bool = True, options: dict[str, dict] | None = None,
                   reference: np.ndarray | None = None, reference_extra: dict | None = None) -> Bundle:
     """Convert ``src`` to every format x precision, verify each on ``src.eval_images``, write the bundle.
 
@@ -422,21 +423,20 @@ def _write_bundle(src: ExportSource, *, out: Path, formats: tuple[str, ...], pre
 
         arch = pack(out, out.with_name(out.name + ".edgerec"))
     bundle = Bundle(dir=out, manifest=manifest, archive=arch)
-    if table:
-        from .._bundle_info import print_artifacts
-
-        print_artifacts(manifest)
     failed = [a for a in manifest.artifacts if a.status != "ok"]
+    error = None
     if not manifest.ok_artifacts():
-        raise ExportError(f"no artifact could be produced; first reason: {failed[0].key}: {failed[0].error}",
-                          hint=f"the manifest with every reason is in {out}")
-    bad = [a for a in failed if a.verification is not None]
-    if strict and bad:
-        raise ExportError(
+        error = ExportError(f"no artifact could be produced; first reason: {failed[0].key}: {failed[0].error}",
+                            hint=f"the manifest with every reason is in {out}")
+    elif strict and (bad := [a for a in failed if a.verification is not None]):
+        error = ExportError(
             "verification failed: " + "; ".join(f"{a.key}: {a.error}" for a in bad),
             hint=f"the bundle was written to {out} with these artifacts marked failed; "
                  "loosen the bound with --max-int8-drop only if that accuracy is acceptable",
         )
+    if error is not None:
+        error.bundle = bundle  # what was written, for a caller that shows the per-artifact table
+        raise error
     return bundle
 
 

@@ -269,7 +269,7 @@ def export_imagenet(out, *, model: str = "efficientnet_lite0", images=None,
                     precisions: str | Iterable[str] = ("fp32", "int8"), calib: int = 256, max_eval: int = 500,
                     max_int8_drop: float = MAX_INT8_DISAGREEMENT, min_agreement: float = 0.99, threads: int | None = 2,
                     check_images: int = 10, archive: bool = True, strict: bool = True, progress: bool = True,
-                    table: bool = True, options: dict[str, dict] | None = None):
+                    options: dict[str, dict] | None = None):
     """Write a verified bundle of ``model``'s ImageNet classifier (1,000 labels) to ``out``.
 
     int8 comes from post-training quantization (``edgerec.train.qat``, the routine ``export`` uses for runs
@@ -343,5 +343,5 @@ def export_imagenet(out, *, model: str = "efficientnet_lite0", images=None,
         checks=_check_writer(ver, labels, pseudo, sets.names), reference=reference,
         reference_extra={"pseudo_labels": "PyTorch fp32 top-1 (these photos have no ground-truth labels)"},
         max_int8_drop=max_int8_drop, min_agreement=min_agreement, threads=threads, check_images=check_images,
-        archive=archive, strict=strict, progress=progress, table=table, options=options,
+        archive=archive, strict=strict, progress=progress, options=options,
     )

@@ -84,7 +84,6 @@ def export_run(run, out, **kw):
     kw.setdefault("calib", 64)
     kw.setdefault("max_eval", 200)
     kw.setdefault("progress", False)
-    kw.setdefault("table", False)
     kw.setdefault("threads", 2)
     return export(run, out=out, **kw)
 

@@ -8,7 +8,7 @@ from edgerec.errors import ExportError
 
 
 @pytest.mark.slow
-def test_failed_converter_and_failed_bound_are_recorded(tmp_path, monkeypatch):
+def test_failed_converter_and_failed_bound_are_recorded(tmp_path, monkeypatch, capsys):
     import torch
 
     from _fixtures.export import export_run, make_digits_run
@@ -30,6 +30,17 @@ def test_failed_converter_and_failed_bound_are_recorded(tmp_path, monkeypatch):
     ov = arts["openvino", "fp32"]
     assert ov["status"] == "failed" and "agrees with PyTorch" in ov["error"] and ov["verification"]["passed"] is False
     assert not list(tmp_path.glob(".bundle.tmp-*"))  # no temporary folder left behind
+    assert "openvino" not in capsys.readouterr().out, "the library returns data; the table is the CLI's"
+    assert err.value.bundle.manifest.artifacts and err.value.bundle.dir == out
+
+    # the CLI prints the per-artifact table of what was written, then the error
+    from edgerec.cli import main as cli
+
+    code = cli(["export", str(run), "--out", str(tmp_path / "cli"), "--formats", "onnx,openvino", "--precision", "fp32",
+                "--min-agreement", "1.01", "--no-archive", "--calib", "16", "--max-eval", "50"])
+    shown = capsys.readouterr()
+    assert code == 2 and "no artifact could be produced" in shown.err
+    assert "aten.weird_op" in shown.out and "openvino" in shown.out
 
 
 def test_misspelled_format_option_is_an_error_before_anything_loads(tmp_path):

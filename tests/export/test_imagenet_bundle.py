@@ -25,7 +25,7 @@ def small_bundle(tmp_path_factory):
     out = tmp_path_factory.mktemp("imagenet") / "small"
     # 8 verification images: one disagreement is 12.5 points, so this reduced run is not held to the bound
     return export_imagenet(out, formats="onnx", precisions="int8", calib=8, max_eval=8, max_int8_drop=100.0,
-                           progress=False, table=False, archive=False)
+                           progress=False, archive=False)
 
 
 def test_bundle_has_1000_labels_and_verified_artifacts(small_bundle):
@@ -140,7 +140,7 @@ def full_bundle(tmp_path_factory):
     from edgerec.export.imagenet import export_imagenet
 
     out = tmp_path_factory.mktemp("imagenet") / "full"
-    return export_imagenet(out, progress=False, table=False, strict=False)
+    return export_imagenet(out, progress=False, strict=False)
 
 
 @pytest.mark.slow
