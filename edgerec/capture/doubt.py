@@ -232,7 +232,7 @@ class CollectSink(Sink):
                     "frame_size": [int(image.shape[1]), int(image.shape[0])],
                     "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts)), "timestamp": ts,
                     "frame": record.get("frame"), "host": self._host, **self.meta}
-            if record.get("stages"):
+            if len(record.get("stages") or []) > 1:
                 side["stages"] = [{k: st.get(k) for k in ("name", "ran", "label", "score", "top_k")} for st in record["stages"]]
             data = json.dumps(side, indent=1).encode()
             write_new(self.folder / f"{stem}.json", data)

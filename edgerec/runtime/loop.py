@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import EdgerecError
-from .pipeline import Pipeline
+from .pipeline import RECORD_SCHEMA, Pipeline, PipelineResult
 from .sinks import Sink
 from .sources import Source
 
-__all__ = ["run_loop", "Summary", "STEPS"]
+__all__ = ["run_loop", "Summary", "STEPS", "frame_record"]
 
 STEPS = ("capture", "wait", "preprocess", "inference", "postprocess", "sinks", "total")
 _RING = 4096  # timing history kept for percentiles: bounded, so a week-long run does not grow
@@ -74,6 +74,19 @@ class Summary:
         for m in self.models:
             lines.append(f"  model {m['stage']}: {m['artifact']} on {m['backend']} ({m['source']}): {m['reason']}")
         return "\n".join(lines)
+
+
+def frame_record(frame, result: PipelineResult, capture_ns: int, steps_ns: dict[str, int]) -> dict:
+    """The JSON-lines record of one frame, built once and handed to every sink (schema ``RECORD_SCHEMA``).
+
+    Always the same keys: ``schema``, ``timestamp`` (s, the source's clock), ``frame`` (index), ``name`` (the
+    file's name for file sources, else None), the answer (``label``, ``score``, ``top_k``, ``labels``,
+    ``stage``, ``roi``), ``stages`` (one entry per stage, one for a single model) and ``latency_ms``
+    (``capture`` and the stages' summed ``preprocess``/``inference``/``postprocess``).
+    """
+    return {"schema": RECORD_SCHEMA, "timestamp": round(frame.timestamp, 3), "frame": frame.index,
+            "name": frame.name or None, **result.to_dict(),
+            "latency_ms": {"capture": round(capture_ns / 1e6, 3), **{k: round(v / 1e6, 3) for k, v in steps_ns.items()}}}
 
 
 def _pct(x: np.ndarray) -> dict[str, float]:
@@ -137,10 +150,7 @@ def run_loop(pipeline: Pipeline, source: Source, sinks: list[Sink], *, max_frame
                     stage_runs[s.name] += 1
                 for k in steps:
                     steps[k] += s.latency_ns.get(k, 0)
-            record = result.to_dict()
-            record = {"timestamp": round(frame.timestamp, 3), "frame": frame.index,
-                      **({"name": frame.name} if frame.name else {}), **record}
-            record["latency_ms"] = {"capture": round(cap_ns / 1e6, 3), **{k: round(v / 1e6, 3) for k, v in steps.items()}}
+            record = frame_record(frame, result, cap_ns, steps)
             where = "sinks"
             image = frame.image if wants_frames else None
             for sink in sinks:

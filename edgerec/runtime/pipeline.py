@@ -181,6 +181,13 @@ class StageSpec:
     options: dict = field(default_factory=dict)  # Classifier.load keyword arguments
 
 
+# The per-frame record's version: bump it when a key is added, removed or changes meaning (docs/runtime.md,
+# "The per-frame record"). Readers check ``record["schema"]``.
+RECORD_SCHEMA = 1
+STAGE_STEPS = ("preprocess", "inference", "postprocess")
+_NO_ANSWER = {"label": None, "score": None, "top_k": [], "labels": []}
+
+
 @dataclass
 class StageResult:
     name: str
@@ -190,13 +197,10 @@ class StageResult:
     roi: tuple[int, int, int, int] | None = None  # (x, y, w, h) in pixels the stage classified, None = whole frame
 
     def to_dict(self) -> dict:
-        d: dict = {"name": self.name, "ran": self.ran}
-        if self.prediction is not None:
-            d.update(self.prediction.to_dict())
-        if self.roi is not None:
-            d["roi"] = list(self.roi)
-        d["latency_ms"] = {k: round(v / 1e6, 3) for k, v in self.latency_ns.items()}
-        return d
+        """The same keys whether the stage ran or not (``label``/``score`` None, lists empty when it did not)."""
+        answer = self.prediction.to_dict() if self.prediction is not None else _NO_ANSWER
+        return {"name": self.name, "ran": self.ran, **answer, "roi": list(self.roi) if self.roi is not None else None,
+                "latency_ms": {k: round(self.latency_ns.get(k, 0) / 1e6, 3) for k in STAGE_STEPS}}
 
 
 @dataclass
@@ -220,17 +224,12 @@ class PipelineResult:
         return float(p.score) if p is not None else 0.0
 
     def to_dict(self) -> dict:
-        f = self.final
-        out = {"label": self.label, "score": round(self.score, 5),
-               "top_k": f.prediction.to_dict()["top_k"] if f.prediction else [], "stage": f.name}
-        if len(self.stages) > 1:
-            out["stages"] = [s.to_dict() for s in self.stages]
-        else:
-            out["labels"] = f.prediction.to_dict()["labels"] if f.prediction else []
-            out["latency_ms"] = f.to_dict()["latency_ms"]
-            if f.roi is not None:
-                out["roi"] = list(f.roi)
-        return out
+        """The answer (the final stage's) and every stage, one shape for one stage or a cascade."""
+        stages = [s.to_dict() for s in self.stages]
+        ran = [d for d in stages if d["ran"]]
+        f = ran[-1] if ran else stages[0]
+        return {"label": f["label"] or "", "score": f["score"] or 0.0, "top_k": f["top_k"], "labels": f["labels"],
+                "stage": f["name"], "roi": f["roi"], "stages": stages}
 
 
 def _stage_roi(value, where: str):

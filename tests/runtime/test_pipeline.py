@@ -58,7 +58,11 @@ def test_gates_run_and_skip(rt_onnx_bundle, rt_multilabel_bundle, tmp_path):
         r = pipe.process(colour_frame("blue"))
         assert [s.ran for s in r.stages] == [True, False, False]
         assert r.label == "blue" and r.final.name == "colour"
-        assert r.to_dict()["stages"][1] == {"name": "detail", "ran": False, "latency_ms": {}}
+        # a stage that did not run keeps every key of one that did (one record shape)
+        d = r.to_dict()
+        assert d["stages"][1] == {"name": "detail", "ran": False, "label": None, "score": None, "top_k": [], "labels": [],
+                                  "roi": None, "latency_ms": {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}}
+        assert d["stages"][1].keys() == d["stages"][0].keys()
 
 
 def test_relative_bundle_paths_and_yaml_errors(rt_onnx_bundle, tmp_path):
@@ -74,3 +78,38 @@ def test_relative_bundle_paths_and_yaml_errors(rt_onnx_bundle, tmp_path):
         load_pipeline(_write(tmp_path, [{"name": "a", "bundle": "b"}, {"bundle": "b", "when": "zz.score > 0.5"}]))
     with pytest.raises(ConfigError, match="stages"):
         load_pipeline(_write(tmp_path, []))
+
+
+def test_the_per_frame_record_has_one_shape_for_one_model_and_a_cascade(rt_onnx_bundle, rt_multilabel_bundle, tmp_path):
+    """What --jsonl writes: the same keys, in the same order, whatever the number of stages or which of them ran."""
+    import json
+
+    from _fixtures.capture import write_clip
+
+    from edgerec.runtime.loop import run_loop
+    from edgerec.runtime.pipeline import RECORD_SCHEMA
+    from edgerec.runtime.sinks import open_sink
+    from edgerec.runtime.sources import open_source
+
+    clip = write_clip(tmp_path / "clip.avi", [colour_frame(c) for c in ("red", "blue", "red", "green")])
+    cascade = _write(tmp_path, [
+        {"name": "colour", "bundle": str(rt_onnx_bundle)},
+        {"name": "detail", "bundle": str(rt_multilabel_bundle), "when": "label in [red] and score >= 0.6"},
+    ])
+    records = {}
+    for name, target in (("single", rt_onnx_bundle), ("cascade", cascade)):
+        out = tmp_path / f"{name}.jsonl"
+        with load_pipeline(target) as pipe, open_source(str(clip)) as src, open_sink("jsonl", str(out)) as sink:
+            run_loop(pipe, src, [sink], status=False)
+        records[name] = [json.loads(ln) for ln in out.read_text().splitlines()]
+    single, casc = records["single"], records["cascade"]
+    assert len(single) == len(casc) == 4
+    shapes = {tuple(r) for r in single + casc}
+    assert len(shapes) == 1, shapes
+    assert all(r["schema"] == RECORD_SCHEMA for r in single + casc)
+    assert [len(r["stages"]) for r in single] == [1] * 4 and [len(r["stages"]) for r in casc] == [2] * 4
+    stage_shapes = {tuple(st) for r in single + casc for st in r["stages"]}
+    assert len(stage_shapes) == 1, "a stage that did not run keeps every key"
+    assert [r["stages"][1]["ran"] for r in casc] == [True, False, True, False]
+    assert set(single[0]["latency_ms"]) == {"capture", "preprocess", "inference", "postprocess"}
+    assert single[0]["label"] == "red" and single[0]["stages"][0]["label"] == "red" and single[0]["name"] is None

@@ -34,8 +34,9 @@ def annotate(image: np.ndarray, record: dict) -> np.ndarray:
     for x, y, w, h in sorted(rois):
         cv2.rectangle(out, (x, y), (x + w - 1, y + h - 1), (0, 255, 255), thick)
     lines = [f"{record.get('label', '')} {record.get('score', 0.0):.2f}"]
-    for st in record.get("stages", []):
-        lines.append(f"{st['name']}: {st.get('label', '-')} {st.get('score', 0.0):.2f}" if st["ran"] else f"{st['name']}: skipped")
+    stages = record.get("stages", [])
+    for st in stages if len(stages) > 1 else ():  # a cascade: each stage's answer under the final one
+        lines.append(f"{st['name']}: {st.get('label') or '-'} {st.get('score') or 0.0:.2f}" if st["ran"] else f"{st['name']}: skipped")
     scale = max(0.4, min(out.shape[:2]) / 600)
     y = int(22 * scale) + 4
     for text in lines:

@@ -21,15 +21,16 @@ class CsvSink(Sink):
 
     def write(self, image, record):
         stages = record.get("stages", [])
+        stages = stages if len(stages) > 1 else []  # one model: its answer is the row's; columns per stage for cascades
         if self._header is None:
             self._header = ["timestamp", "frame", "name", "label", "score", "top_k"]
             self._header += [f"{s['name']}_{k}" for s in stages for k in ("ran", "label", "score")]
             self._header += [f"{k}_ms" for k in _STEPS]
             self._w.writerow(self._header)
         top = ";".join(f"{lab}:{s}" for lab, s in record.get("top_k", []))
-        row = [record["timestamp"], record["frame"], record.get("name", ""), record["label"], record["score"], top]
+        row = [record["timestamp"], record["frame"], record.get("name") or "", record["label"], record["score"], top]
         for s in stages:
-            row += [int(s["ran"]), s.get("label", ""), s.get("score", "")]
+            row += [int(s["ran"]), s.get("label") or "", "" if s.get("score") is None else s["score"]]
         lat = record.get("latency_ms", {})
         row += [lat.get(k, "") for k in _STEPS]
         self._w.writerow(row)
