@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._types import ExportSource, FormatResult
+from ._types import ExportSource
 from .formats import FORMATS, PRECISIONS
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._orchestrate import Bundle
 
-__all__ = ["export", "Bundle", "ExportSource", "FormatResult", "FORMATS", "PRECISIONS", "load_source"]
+__all__ = ["export", "Bundle", "ExportSource", "FORMATS", "PRECISIONS", "load_source"]
 
 
 def __getattr__(name):

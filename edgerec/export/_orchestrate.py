@@ -209,14 +209,11 @@ def _one(src: ExportSource, fmt: str, precision: str, tmp: Path, options: dict, 
         return Artifact(format=fmt, precision=precision, status="failed", error=_short(reason),
                         export_seconds=round(time.perf_counter() - t0, 2)), None
     seconds = round(time.perf_counter() - t0, 2)
+    # the exporter filled the artifact's contract; its files (relative to its folder) become bundle paths here
     files = [f"{fmt}/{Path(f).as_posix()}" for f in result.files]
-    fields = {k: getattr(result, k) for k in ("layout", "input_dtype", "output_dtype", "input_quant", "output_quant",
-                                               "normalization_in_model", "embedded_preprocess", "output",
-                                               "quantization", "converter")}
-    art = Artifact(
-        format=fmt, precision=precision, status="ok", file=files[0], files=tuple(files),
-        sha256={f: sha256_file(tmp / f) for f in files}, size_bytes=sum((tmp / f).stat().st_size for f in files),
-        export_seconds=seconds, **fields,
+    art = dataclasses.replace(
+        result, status="ok", file=files[0], files=tuple(files), sha256={f: sha256_file(tmp / f) for f in files},
+        size_bytes=sum((tmp / f).stat().st_size for f in files), export_seconds=seconds,
     )
     try:
         scores = run_artifact(tmp / files[0], art, src.eval_images, src.input_spec, threads=threads)

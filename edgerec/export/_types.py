@@ -1,4 +1,4 @@
-"""What every format exporter receives and returns."""
+"""What every format exporter receives (it returns a ``bundle.Artifact``: the one artifact contract)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..bundle import InputSpec, QuantParams
+from ..bundle import InputSpec
 
-__all__ = ["ExportSource", "FormatResult"]
+__all__ = ["ExportSource"]
 
 
 @dataclass
@@ -35,20 +35,3 @@ class ExportSource:
     model_name: str | None = None
     temperatures: dict = field(default_factory=dict)  # "fp32"/"int8" -> confidence temperature fitted at training
     extra: dict = field(default_factory=dict)
-
-
-@dataclass
-class FormatResult:
-    """Files written (relative to the exporter's out_dir, main file first) and their manifest fields."""
-
-    files: list[Path]
-    layout: str  # NHWC | NCHW
-    input_dtype: str = "float32"
-    output_dtype: str = "float32"
-    input_quant: QuantParams | None = None
-    output_quant: QuantParams | None = None
-    normalization_in_model: bool = False
-    embedded_preprocess: bool = False
-    output: str = "logits"
-    quantization: str | None = None
-    converter: str | None = None

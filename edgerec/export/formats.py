@@ -1,7 +1,7 @@
 """The format table: which function writes which format, and what each format/precision pair means.
 
 Adding a format is one line here plus one module with the same signature
-(``(src: ExportSource, precision: str, out_dir: Path, **options) -> FormatResult``).
+(``(src: ExportSource, precision: str, out_dir: Path, **options) -> bundle.Artifact``: the exporter fills the format's contract, the orchestrator the files' hashes).
 """
 
 from __future__ import annotations

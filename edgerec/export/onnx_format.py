@@ -17,7 +17,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import ExportError
-from ._types import ExportSource, FormatResult
+from ..bundle import Artifact
+from ._types import ExportSource
 
 __all__ = ["export_onnx", "OPSET", "write_metadata", "fold_weight_quantize", "fold_pads_into_convs",
            "uint8_activations"]
@@ -26,7 +27,7 @@ OPSET = 18
 
 
 def export_onnx(src: ExportSource, precision: str, out_dir: Path, *, opset: int = OPSET,
-                int8_activations: str = "uint8") -> FormatResult:
+                int8_activations: str = "uint8") -> Artifact:
     """Write ``model_<precision>.onnx`` into ``out_dir``.
 
     ``int8_activations``: ``"uint8"`` (default, fastest in ONNX Runtime on x86) or ``"int8"`` (the graph as
@@ -64,8 +65,10 @@ def export_onnx(src: ExportSource, precision: str, out_dir: Path, *, opset: int 
         raise ExportError(f"the {precision} ONNX model fails onnx.checker: {exc}") from exc
     name = f"model_{precision}.onnx"
     onnx.save_model(model, str(out_dir / name))
-    return FormatResult(
-        files=[Path(name)],
+    return Artifact(
+        format="onnx",
+        precision=precision,
+        files=(name,),
         layout="NCHW",
         input_dtype="float32",
         output_dtype="float32",

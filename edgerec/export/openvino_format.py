@@ -23,13 +23,14 @@ from pathlib import Path
 
 from ..errors import ExportError
 from ._card import model_card
-from ._types import ExportSource, FormatResult
+from ..bundle import Artifact
+from ._types import ExportSource
 
 __all__ = ["export_openvino", "write_rt_info"]
 
 
 def export_openvino(src: ExportSource, precision: str, out_dir: Path, *, embed_preprocess: bool = False,
-                    int8_method: str = "graph") -> FormatResult:
+                    int8_method: str = "graph") -> Artifact:
     """Write ``model_<precision>[_pp].xml/.bin`` into ``out_dir``."""
     import openvino as ov
 
@@ -59,8 +60,10 @@ def export_openvino(src: ExportSource, precision: str, out_dir: Path, *, embed_p
         ov.save_model(model, str(out_dir / f"{stem}.xml"), compress_to_fp16=(precision == "fp16"))
     except RuntimeError as exc:
         raise ExportError(f"openvino.save_model failed: {exc}") from exc
-    return FormatResult(
-        files=[Path(f"{stem}.xml"), Path(f"{stem}.bin")],
+    return Artifact(
+        format="openvino",
+        precision=precision,
+        files=(f"{stem}.xml", f"{stem}.bin"),
         layout=layout,
         input_dtype=in_dtype,
         output_dtype="float32",

@@ -31,7 +31,8 @@ import numpy as np
 
 from ..bundle import QuantParams
 from ..errors import ExportError
-from ._types import ExportSource, FormatResult
+from ..bundle import Artifact
+from ._types import ExportSource
 
 __all__ = ["export_tflite", "PRECISIONS", "INT8_INPUT_QUANT", "read_tflite_metadata", "tflite_io"]
 
@@ -304,12 +305,12 @@ def read_tflite_metadata(path) -> dict | None:
     return read_metadata(Path(path).read_bytes())
 
 
-def export_tflite(src: ExportSource, precision: str, out_dir: Path) -> FormatResult:
+def export_tflite(src: ExportSource, precision: str, out_dir: Path) -> Artifact:
     """Write ``model_<precision>.tflite`` into ``out_dir`` (NHWC raw-pixel input, metadata with labels).
 
     >>> res = export_tflite(src, "int8", Path("out"))            # doctest: +SKIP
     >>> res.files, res.input_dtype, res.input_quant              # doctest: +SKIP
-    ([PosixPath('model_int8.tflite')], 'uint8', QuantParams(scale=1.0, zero_point=0))
+    (('model_int8.tflite',), 'uint8', QuantParams(scale=1.0, zero_point=0))
     """
     import torch
 
@@ -354,8 +355,10 @@ def export_tflite(src: ExportSource, precision: str, out_dir: Path) -> FormatRes
     converter = f"litert-torch {version('litert-torch')}"
     if precision == "fp16":
         converter += f", ai-edge-quantizer {version('ai-edge-quantizer')} (fp16 weights)"
-    return FormatResult(
-        files=[Path(name)],
+    return Artifact(
+        format="tflite",
+        precision=precision,
+        files=(name,),
         layout="NHWC",
         input_dtype=facts["input_dtype"],
         output_dtype=facts["output_dtype"],

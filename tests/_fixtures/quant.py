@@ -111,7 +111,7 @@ def digits_source():
 
 @functools.lru_cache(maxsize=None)
 def exported_tflite(precision: str):
-    """(FormatResult, path) of the digits model exported to TFLite at ``precision`` (once per process)."""
+    """(bundle.Artifact, path) of the digits model exported to TFLite at ``precision`` (once per process)."""
     import tempfile
     from pathlib import Path
 

@@ -53,7 +53,7 @@ def test_inputs_are_nhwc_raw_pixels():
         result, path = exported_tflite(precision)
         _, i, _ = run_tflite(path, digits_source().eval_images[:1])
         assert list(i["shape"]) == [1, 16, 16, 3] and i["dtype"] == dtype, precision
-        assert result.files[0].name == f"model_{precision}.tflite"
+        assert result.files[0] == f"model_{precision}.tflite" and result.format == "tflite" and result.precision == precision
 
 
 def test_int8_agrees_with_pt2e_graph_on_digits():
