@@ -229,34 +229,23 @@ def tflite_io(model: bytes) -> dict:
 
 
 def _contract(src: ExportSource, precision: str, io_facts: dict, quantization: str | None) -> dict:
-    spec = src.input_spec
-    q = io_facts["input_quant"]
-    oq = io_facts["output_quant"]
+    """``edgerec.json`` inside the ``.tflite``: the shared model card (the same keys and values as ONNX's
+    metadata_props and OpenVINO's rt_info), plus what only this file knows, its input and output tensors."""
+    from ._card import model_card
+
+    q, oq = io_facts["input_quant"], io_facts["output_quant"]
     return {
-        "format": "edgerec-tflite/1",
-        "name": src.name,
-        "version": str(src.version),
-        "model": src.model_name,
-        "task": src.task,
-        "labels": list(src.labels),
-        "precision": precision,
-        "quantization": quantization,
-        "input": {
+        **model_card(src, precision=precision, quantization=quantization),
+        "format": "edgerec-tflite/2",
+        "input_tensor": {
             "layout": "NHWC",
             "shape": io_facts["input_shape"],
             "dtype": io_facts["input_dtype"],
-            "color_order": spec.color_order,
             "value_range": [0, 255],
             "normalization_in_model": True,
             "quant": {"scale": q.scale, "zero_point": q.zero_point} if q else None,
-            "resize_mode": spec.resize_mode,
-            "interpolation": spec.interpolation,
-            "mean": list(spec.mean),
-            "std": list(spec.std),
-            "pixel_scale": spec.pixel_scale,
         },
-        "output": {
-            "kind": "logits",
+        "output_tensor": {
             "dtype": io_facts["output_dtype"],
             "quant": {"scale": oq.scale, "zero_point": oq.zero_point} if oq else None,
         },
@@ -267,7 +256,7 @@ def _with_metadata(model: bytes, src: ExportSource, contract: dict) -> bytes:
     from . import _tflite_metadata as md
 
     spec = src.input_spec
-    h, w = contract["input"]["shape"][1:3]
+    h, w = contract["input_tensor"]["shape"][1:3]
     inputs = [md.TensorInfo(
         name="image",
         description=f"RGB image {w}x{h}, raw pixel values 0..255 (normalisation is inside the model)",
@@ -285,7 +274,7 @@ def _with_metadata(model: bytes, src: ExportSource, contract: dict) -> bytes:
     meta = md.build_metadata(
         name=src.name,
         description=f"edgerec image classifier ({src.model_name or 'model'}, {contract['precision']}), "
-        f"{len(src.labels)} classes, {spec.color_order} {w}x{h} {contract['input']['layout']}",
+        f"{len(src.labels)} classes, {spec.color_order} {w}x{h} {contract['input_tensor']['layout']}",
         version=str(src.version),
         author="edgerec",
         inputs=inputs,

@@ -119,12 +119,19 @@ def test_metadata_describes_the_model():
                                              "description": "class labels, one per line, in output order"}]
         assert md["files"]["labels.txt"].decode().splitlines() == list(LABELS)
         contract = json.loads(md["files"]["edgerec.json"])
-        assert contract["labels"] == list(LABELS) and contract["precision"] == precision
-        assert contract["input"]["layout"] == "NHWC" and contract["input"]["normalization_in_model"] is True
-        assert contract["input"]["dtype"] == result.input_dtype
+        # the model card every format carries, the same keys and values as ONNX's and OpenVINO's
+        from edgerec.export._card import model_card
+
+        card = model_card(digits_source(), precision=precision, quantization=result.quantization)
+        assert {k: contract[k] for k in card} == card
+        assert json.loads(contract["labels"]) == list(LABELS) and contract["precision"] == precision
+        assert json.loads(contract["input"])["resize_mode"] == digits_source().input_spec.resize_mode
+        tensor = contract["input_tensor"]
+        assert tensor["layout"] == "NHWC" and tensor["normalization_in_model"] is True
+        assert tensor["dtype"] == result.input_dtype
         if precision == "int8":
-            assert contract["input"]["quant"] == {"scale": 1.0, "zero_point": 0}
-            assert contract["output"]["quant"]["scale"] == pytest.approx(result.output_quant.scale)
+            assert tensor["quant"] == {"scale": 1.0, "zero_point": 0}
+            assert contract["output_tensor"]["quant"]["scale"] == pytest.approx(result.output_quant.scale)
         # metadata and the appended archive do not disturb the interpreter
         out_, _, _ = run_tflite(path, digits_source().eval_images[:2])
         assert out_.shape == (2, 10)
