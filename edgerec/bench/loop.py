@@ -1,13 +1,13 @@
 """Profile the whole recognition loop on a real source: capture, pre-processing, inference, post-processing.
 
 Inference alone is rarely the whole story on a board: a 1080p USB camera's MJPEG decode or a letterbox
-resize can cost as much as a small int8 model. This runs the same steps as ``edgerec run`` (the runtime's
-``Classifier`` and ``open_source``) and times each one per frame.
+resize can cost as much as a small int8 model. This runs ``edgerec run``'s own loop
+(``edgerec.runtime.loop.run_loop``, no sinks) and keeps the times it measures for each frame.
 
 The source reads and decodes on its own thread, so two figures describe it: ``capture`` is the decode time
 per frame on that thread (it overlaps the rest of the loop), ``wait`` is how long the loop blocked in
 ``source.read()`` for the next frame (~0 when the camera is faster than the loop, which then drops frames).
-``total`` is one loop iteration: wait + preprocess + inference + postprocess.
+``total`` is one loop iteration: wait + preprocess + inference + postprocess + building the frame's record.
 
 >>> rec = profile_loop("out/bundle", "clip.mp4", frames=300)    # doctest: +SKIP
 >>> rec["fps"], rec["stages_ms"]["inference"]["p50"]            # doctest: +SKIP
@@ -45,50 +45,38 @@ def profile_loop(bundle: str | Path, source: str, *, frames: int | None = 300, s
 
     Stops after ``frames`` timed frames, ``seconds``, or the end of a (non-looping) file source.
     """
-    from ..runtime.classifier import Classifier
+    from ..runtime.loop import run_loop
+    from ..runtime.pipeline import Pipeline
     from ..runtime.sources import open_source
 
-    clf = Classifier.load(bundle, backend=backend, format=format, precision=precision, threads=threads)
+    pipe = Pipeline.from_bundle(bundle, backend=backend, format=format, precision=precision, threads=threads)
+    ((_, clf),) = pipe.stages
     device = device if device is not None else fingerprint()
     timings: dict[str, list[int]] = {s: [] for s in STAGES}
     clock = time.perf_counter_ns
-    n = 0
-    seen = 0
-    cap_prev = (0, 0)
-    with clf, open_source(source, loop=loop_source) as src:
-        start = None
-        while True:
-            t0 = clock()
-            frame = src.read()
-            t1 = clock()
-            if frame is None:
-                break
-            x = clf.prepare(frame.image)
-            t2 = clock()
-            raw = clf.invoke(x)
-            t3 = clock()
-            clf.postprocess(raw)
-            t4 = clock()
-            st = src.stats  # decode time of the frames captured since the last one taken
-            cap_ns = (st.capture_ns - cap_prev[0]) // max(1, st.captured - cap_prev[1])
-            cap_prev = (st.capture_ns, st.captured)
-            seen += 1
-            if seen <= warmup_frames:
-                continue
-            if start is None:
-                start = t0
-                dropped0 = src.stats.dropped
-            for s, v in zip(STAGES, (cap_ns, t1 - t0, t2 - t1, t3 - t2, t4 - t3, t4 - t0)):
-                timings[s].append(v)
-            n += 1
+    at = {"seen": 0, "start": None, "dropped0": 0}
+
+    with pipe, open_source(source, loop=loop_source) as src:
+
+        def on_frame(t: dict[str, int]) -> bool:
+            """The runtime's loop calls this with each frame's times: keep them after the warm-up, say when to stop."""
+            at["seen"] += 1
+            if at["seen"] <= warmup_frames:
+                return False
+            now = clock()
+            if at["start"] is None:
+                at["start"], at["dropped0"] = now - t["total"], src.stats.dropped
+            for s in STAGES:
+                timings[s].append(t[s])
+            n = len(timings["total"])
             if progress:
                 progress(n, frames or 0)
-            if frames is not None and n >= frames:
-                break
-            if seconds is not None and (t4 - start) >= seconds * 1e9:
-                break
+            return (frames is not None and n >= frames) or (seconds is not None and now - at["start"] >= seconds * 1e9)
+
+        run_loop(pipe, src, [], status=False, on_frame=on_frame)  # the very loop `edgerec run` runs
         end = clock()
         stats = src.stats
+    n, start, dropped0 = len(timings["total"]), at["start"], at["dropped0"]
     if n == 0:
         from ..errors import SourceError
 

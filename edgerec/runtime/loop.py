@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -99,8 +100,10 @@ def _pct(x: np.ndarray) -> dict[str, float]:
 
 def run_loop(pipeline: Pipeline, source: Source, sinks: list[Sink], *, max_frames: int | None = None,
              stop: threading.Event | None = None, status: bool | None = None, status_stream=None,
-             status_every: float = 0.5) -> Summary:
-    """Run until the source ends, ``max_frames``, ``stop`` is set, Ctrl-C, or a window sink's ``q``.
+             status_every: float = 0.5, on_frame: Callable[[dict[str, int]], bool | None] | None = None) -> Summary:
+    """Run until the source ends, ``max_frames``, ``stop`` is set, Ctrl-C, a window sink's ``q``, or ``on_frame``
+    returns True. ``on_frame`` gets each frame's times in ns, one per ``STEPS`` (what ``edgerec bench --source``
+    profiles: this very loop).
 
     Any failure is re-raised as an ``EdgerecError`` naming the frame and the step that failed.
     """
@@ -160,9 +163,13 @@ def run_loop(pipeline: Pipeline, source: Source, sinks: list[Sink], *, max_frame
                     stop.set()
                     stopped_by = "window closed"
             t3 = time.perf_counter_ns()
-            timings.add([cap_ns, t1 - t0, steps["preprocess"], steps["inference"], steps["postprocess"], t3 - t2, t3 - t0])
+            row = [cap_ns, t1 - t0, steps["preprocess"], steps["inference"], steps["postprocess"], t3 - t2, t3 - t0]
+            timings.add(row)
             stage_t.add(per_stage)
             frames += 1
+            if on_frame is not None and on_frame(dict(zip(STEPS, row))):
+                stopped_by = "caller"
+                break
             if show_status and time.perf_counter() - last_status >= status_every:
                 last_status = time.perf_counter()
                 recent = timings.window(64)

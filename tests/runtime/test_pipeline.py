@@ -113,3 +113,24 @@ def test_the_per_frame_record_has_one_shape_for_one_model_and_a_cascade(rt_onnx_
     assert [r["stages"][1]["ran"] for r in casc] == [True, False, True, False]
     assert set(single[0]["latency_ms"]) == {"capture", "preprocess", "inference", "postprocess"}
     assert single[0]["label"] == "red" and single[0]["stages"][0]["label"] == "red" and single[0]["name"] is None
+
+
+def test_on_frame_sees_every_frame_s_times_and_can_stop_the_loop(rt_onnx_bundle, tmp_path):
+    """The hook `edgerec bench --source` profiles the loop with: one call per frame, the STEPS' times, stop on True."""
+    from _fixtures.capture import write_clip
+
+    from edgerec.runtime.loop import STEPS, run_loop
+    from edgerec.runtime.sources import open_source
+
+    clip = write_clip(tmp_path / "clip.avi", [colour_frame(c) for c in ("red", "blue") * 5])
+    seen = []
+
+    def hook(t):
+        seen.append(t)
+        return len(seen) == 4
+
+    with load_pipeline(rt_onnx_bundle) as pipe, open_source(str(clip)) as src:
+        summary = run_loop(pipe, src, [], status=False, on_frame=hook)
+    assert len(seen) == 4 and summary.frames == 4 and summary.stopped_by == "caller"
+    assert all(tuple(t) == STEPS for t in seen)
+    assert all(t["inference"] > 0 and t["total"] >= t["preprocess"] + t["inference"] + t["postprocess"] for t in seen)
