@@ -21,6 +21,7 @@ import shlex
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..errors import ConfigError, DeployError
 from .deploy import DEFAULT_ROOT, Board
@@ -181,45 +182,72 @@ def setup_board(
                           hint="install the 64-bit Raspberry Pi OS (Bookworm, aarch64) on this board; a Pi 3, 4, 5 and "
                                "Zero 2 W run it")
     prof = _profile(profile, facts)
-    board = Board(conn, root)
-    rep = SetupReport(str(conn.target), prof.name if prof else None)
-    rep.add("board", "found", f"{facts.get('model') or facts.get('machine')} as {facts.get('user')}, python {facts.get('python') or 'missing'}")
+    st = _Setup(conn, facts, prof, Board(conn, root), SetupReport(str(conn.target), prof.name if prof else None),
+                "" if facts.get("sudo") == "root" else "sudo -n ", dry_run)
+    st.rep.add("board", "found", f"{facts.get('model') or facts.get('machine')} as {facts.get('user')}, "
+                                 f"python {facts.get('python') or 'missing'}")
     if prof and prof.arch and facts.get("machine") and prof.arch != facts["machine"]:
         raise ConfigError(f"profile {prof.name} is for {prof.arch}, but {conn.target} is {facts['machine']}",
                           hint="pass the right --profile (or none to detect it)")
-    sudo = "" if facts.get("sudo") == "root" else "sudo -n "
+    _os_packages(st, os_packages)
+    python = _venv(st, venv, package, upgrade)
+    cfg, changed = _board_json(st, python, service=service, camera_uri=camera_uri, command=command,
+                               run_args=run_args, collect=collect)
+    _service(st, cfg, changed)
+    _video_group(st)
+    return st.rep
 
-    # 1. OS packages
-    pkgs = list(prof.os_packages) if prof else []
+
+@dataclass
+class _Setup:
+    """What every setup step reads: the connection, the board's facts and profile, and the report it adds to."""
+
+    conn: Connection
+    facts: dict
+    prof: Any
+    board: Board
+    rep: SetupReport
+    sudo: str  # "" as root, else "sudo -n "
+    dry_run: bool
+
+
+def _os_packages(st: _Setup, wanted: bool) -> None:
+    """1. The profile's OS packages (apt); one only another repository has is a warning, not a failure."""
+    conn, facts, rep, sudo = st.conn, st.facts, st.rep, st.sudo
+    pkgs = list(st.prof.os_packages) if st.prof else []
     if not pkgs:
         rep.add("os packages", "skipped", "none needed")
-    elif not os_packages:
+        return
+    if not wanted:
         rep.add("os packages", "skipped", f"--no-os-packages (needed: {' '.join(pkgs)})")
+        return
+    missing = [p for p in pkgs if not conn.run(f"dpkg -s {q(p)} >/dev/null 2>&1", check=False).ok]
+    absent = []
+    if missing and facts.get("apt") and not st.dry_run:
+        # a package only another repository has (python3-picamera2: Raspberry Pi's own) is a warning, not a failure
+        absent = [p for p in missing if not _apt_candidate(conn, p)]
+        missing = [p for p in missing if p not in absent]
+    if absent:
+        rep.add("os packages n/a", "warn", _unavailable(absent))
+    if not missing:
+        rep.add("os packages", "already", " ".join(p for p in pkgs if p not in absent) or "none installable")
+    elif st.dry_run:
+        rep.add("os packages", "planned", f"{sudo}apt-get install -y {' '.join(missing)}")
+    elif not facts.get("apt"):
+        rep.add("os packages", "failed", f"no apt-get: install {' '.join(missing)} with the board's package manager")
+    elif sudo and facts.get("sudo") != "yes":
+        raise DeployError(f"{conn.target}: installing {' '.join(missing)} needs root and sudo asks for a password",
+                          hint=f"run on the board: sudo apt-get install -y {' '.join(missing)}; or pass --no-os-packages")
     else:
-        missing = [p for p in pkgs if not conn.run(f"dpkg -s {q(p)} >/dev/null 2>&1", check=False).ok]
-        absent = []
-        if missing and facts.get("apt") and not dry_run:
-            # a package only another repository has (python3-picamera2: Raspberry Pi's own) is a warning, not a failure
-            absent = [p for p in missing if not _apt_candidate(conn, p)]
-            missing = [p for p in missing if p not in absent]
-        if absent:
-            rep.add("os packages n/a", "warn", _unavailable(absent))
-        if not missing:
-            rep.add("os packages", "already", " ".join(p for p in pkgs if p not in absent) or "none installable")
-        elif dry_run:
-            rep.add("os packages", "planned", f"{sudo}apt-get install -y {' '.join(missing)}")
-        elif not facts.get("apt"):
-            rep.add("os packages", "failed", f"no apt-get: install {' '.join(missing)} with the board's package manager")
-        elif sudo and facts.get("sudo") != "yes":
-            raise DeployError(f"{conn.target}: installing {' '.join(missing)} needs root and sudo asks for a password",
-                              hint=f"run on the board: sudo apt-get install -y {' '.join(missing)}; or pass --no-os-packages")
-        else:
-            conn.run(f"{sudo}env DEBIAN_FRONTEND=noninteractive apt-get install -y " + " ".join(q(p) for p in missing),
-                     timeout=1800, what="apt-get install")
-            rep.add("os packages", "done", " ".join(missing))
+        conn.run(f"{sudo}env DEBIAN_FRONTEND=noninteractive apt-get install -y " + " ".join(q(p) for p in missing),
+                 timeout=1800, what="apt-get install")
+        rep.add("os packages", "done", " ".join(missing))
 
-    # 2. the virtual environment
-    extra = prof.runtime_extra if prof else "runtime"
+
+def _venv(st: _Setup, venv: str | None, package: str | None, upgrade: bool) -> str:
+    """2. The virtual environment (an existing one, or ``ROOT/venv``); returns its python."""
+    conn, rep, board, dry_run = st.conn, st.rep, st.board, st.dry_run
+    extra = st.prof.runtime_extra if st.prof else "runtime"
     if venv:
         python = venv.rstrip("/") + "/bin/python"
         r = conn.run(f"{q(python)} -c 'import edgerec; print(edgerec.__version__)'", check=False)
@@ -233,32 +261,36 @@ def setup_board(
             conn.run(f"{q(python)} -m pip install --upgrade {q(package or f'edgerec[{extra}]')}", timeout=3600,
                      what="upgrading edgerec")
             rep.add("venv", "done", f"{venv}: upgraded from edgerec {r.stdout.strip()}")
+        return python
+    path = board.path("venv")
+    python = path + "/bin/python"
+    ssp = bool(st.prof and st.prof.venv_system_site_packages)
+    spec = package or f"edgerec[{extra}]"
+    # a wheel on this machine ("dist/edgerec-0.1.0-py3-none-any.whl", optionally "[onnx]"): copy it over first,
+    # and install it with the profile's runtime extra unless the extras are named
+    base, bracket, extras = (package or "").partition("[")
+    local = Path(base).expanduser() if package else None
+    if local is not None and local.is_file() and not dry_run:
+        conn.run(f"mkdir -p {q(board.root)}", what="creating folders")
+        remote = board.path(local.name)
+        conn.put(local, remote)
+        spec = remote + (bracket + extras if bracket else f"[{extra}]")
+    have = conn.run(f"{q(python)} -c 'import edgerec' 2>/dev/null", check=False).ok
+    if have and not package and not upgrade:
+        rep.add("venv", "already", path)
+    elif dry_run:
+        rep.add("venv", "planned", f"python3 -m venv{' --system-site-packages' if ssp else ''} {path}; pip install {spec}")
     else:
-        path = board.path("venv")
-        python = path + "/bin/python"
-        ssp = bool(prof and prof.venv_system_site_packages)
-        spec = package or f"edgerec[{extra}]"
-        # a wheel on this machine ("dist/edgerec-0.1.0-py3-none-any.whl", optionally "[onnx]"): copy it over first,
-        # and install it with the profile's runtime extra unless the extras are named
-        base, bracket, extras = (package or "").partition("[")
-        local = Path(base).expanduser() if package else None
-        if local is not None and local.is_file() and not dry_run:
-            conn.run(f"mkdir -p {q(board.root)}", what="creating folders")
-            remote = board.path(local.name)
-            conn.put(local, remote)
-            spec = remote + (bracket + extras if bracket else f"[{extra}]")
-        have = conn.run(f"{q(python)} -c 'import edgerec' 2>/dev/null", check=False).ok
-        if have and not package and not upgrade:
-            rep.add("venv", "already", path)
-        elif dry_run:
-            rep.add("venv", "planned", f"python3 -m venv{' --system-site-packages' if ssp else ''} {path}; pip install {spec}")
-        else:
-            conn.run(f"test -x {q(python)} || python3 -m venv {'--system-site-packages ' if ssp else ''}{q(path)}",
-                     timeout=600, what="creating the venv")
-            conn.run(f"{q(python)} -m pip install --upgrade {q(spec)}", timeout=3600, what=f"pip install {spec}")
-            rep.add("venv", "done", f"{path}{' (system site packages)' if ssp else ''} + {spec}")
+        conn.run(f"test -x {q(python)} || python3 -m venv {'--system-site-packages ' if ssp else ''}{q(path)}",
+                 timeout=600, what="creating the venv")
+        conn.run(f"{q(python)} -m pip install --upgrade {q(spec)}", timeout=3600, what=f"pip install {spec}")
+        rep.add("venv", "done", f"{path}{' (system site packages)' if ssp else ''} + {spec}")
+    return python
 
-    # 3. board.json
+
+def _board_json(st: _Setup, python: str, *, service: str, camera_uri, command, run_args, collect) -> tuple[dict, bool]:
+    """3. ``ROOT/board.json``, what the board-side verbs read; returns it and whether it changed."""
+    conn, facts, prof, rep, board = st.conn, st.facts, st.prof, st.rep, st.board
     kind = service
     if kind == "auto":
         kind = "systemd" if facts.get("systemd") == "yes" and facts.get("sudo") in ("root", "yes") else "supervised"
@@ -278,45 +310,51 @@ def setup_board(
     text = json.dumps(cfg, indent=2) + "\n"
     if old == text:
         rep.add("board.json", "already", cfg_path)
-    elif dry_run:
+    elif st.dry_run:
         rep.add("board.json", "planned", cfg_path)
     else:
         conn.run(f"mkdir -p {q(board.path('run'))} {q(board.path('models'))}", what="creating folders")
         conn.put_bytes(text.encode(), cfg_path + ".tmp")
         conn.run(f"mv -f -- {q(cfg_path + '.tmp')} {q(cfg_path)}", what="writing board.json")
         rep.add("board.json", "done", cfg_path)
+    return cfg, old != text
 
-    # 4. the service
-    if kind == "systemd":
-        unit = render_unit(python=python, root=board.root, user=facts.get("user", "root"),
-                           profile=cfg["profile"] or "generic", threads=cfg["threads"])
-        dest = "/etc/systemd/system/edgerec.service"
-        old = conn.run(f"cat {dest} 2>/dev/null || true").stdout
-        if old == unit:
-            rep.add("service", "already", dest)
-        elif dry_run:
-            rep.add("service", "planned", f"{dest}, systemctl enable edgerec")
-        else:
-            tmp = board.path("edgerec.service")
-            conn.put_bytes(unit.encode(), tmp)
-            conn.run(f"{sudo}install -m 0644 {q(tmp)} {dest} && {sudo}systemctl daemon-reload && {sudo}systemctl enable edgerec",
-                     what="installing the systemd unit")
-            rep.add("service", "done", f"{dest} (enabled)")
-    else:
-        rep.add("service", "already" if old == text else ("planned" if dry_run else "done"),
+
+def _service(st: _Setup, cfg: dict, board_json_changed: bool) -> None:
+    """4. The service: a systemd unit where systemd runs and sudo works, else the supervised process."""
+    conn, rep, sudo = st.conn, st.rep, st.sudo
+    if cfg["service"] != "systemd":
+        rep.add("service", "planned" if st.dry_run and board_json_changed else ("done" if board_json_changed else "already"),
                 "supervised process (no systemd here): pid file, log file, restart on crash")
+        return
+    unit = render_unit(python=cfg["python"], root=st.board.root, user=st.facts.get("user", "root"),
+                       profile=cfg["profile"] or "generic", threads=cfg["threads"])
+    dest = "/etc/systemd/system/edgerec.service"
+    old = conn.run(f"cat {dest} 2>/dev/null || true").stdout
+    if old == unit:
+        rep.add("service", "already", dest)
+    elif st.dry_run:
+        rep.add("service", "planned", f"{dest}, systemctl enable edgerec")
+    else:
+        tmp = st.board.path("edgerec.service")
+        conn.put_bytes(unit.encode(), tmp)
+        conn.run(f"{sudo}install -m 0644 {q(tmp)} {dest} && {sudo}systemctl daemon-reload && {sudo}systemctl enable edgerec",
+                 what="installing the systemd unit")
+        rep.add("service", "done", f"{dest} (enabled)")
 
-    # 5. the video group
+
+def _video_group(st: _Setup) -> None:
+    """5. The user in the ``video`` group (cameras)."""
+    facts, rep, sudo = st.facts, st.rep, st.sudo
     groups = facts.get("groups", "").split()
     if facts.get("uid") == "0" or "video" in groups:
         rep.add("video group", "already", "root" if facts.get("uid") == "0" else facts.get("user", ""))
-    elif dry_run:
+    elif st.dry_run:
         rep.add("video group", "planned", f"{sudo}usermod -aG video {facts.get('user')}")
     else:
-        r = conn.run(f"{sudo}usermod -aG video {q(facts.get('user', ''))}", check=False)
+        r = st.conn.run(f"{sudo}usermod -aG video {q(facts.get('user', ''))}", check=False)
         rep.add("video group", "done" if r.ok else "failed",
                 "log out and in again for it to apply" if r.ok else f"run on the board: sudo usermod -aG video {facts.get('user')}")
-    return rep
 
 
 def parse_command(text: str | None) -> list[str] | None:
