@@ -15,7 +15,7 @@ ratio to random (target >= 3x, or >= 90 % collected misclassified where the base
 per reason, for the default policy and with label flips off. A seeded random sample of the same size is drawn
 1,000 times for the spread of what random would have found.
 
-    python benchmarks/doubt_sampling.py [--run RUN] [--epochs 10] [--hold 30] [--cut 0.25]
+    python benchmarks/doubt_sampling.py [--run RUN] [--epochs 10] [--hold 30] [--cut 0.25] [--signals]
 Trains a digits run (train/digits.yaml, ``--epochs``, no QAT) unless ``--run`` names one.
 Writes benchmarks/results/doubt_sampling.json and .png.
 """
@@ -106,6 +106,66 @@ def analyse(collect: Path, preds: Path, truth: list[str], seed: int = 0) -> dict
             "per_reason": per_reason}
 
 
+# second views of the frame (x, y, w, h in the 640x480 frame) for the view-disagreement signal
+VIEWS = {"shift left": (40, 0, 480, 480), "shift right": (120, 0, 480, 480), "zoom in": (128, 48, 384, 384),
+         "up": (80, 0, 480, 432)}
+
+
+def signals(bundle: Path, video: Path, preds: Path, truth: list[str], every: int = 3) -> dict:
+    """What other signals would find: precision and recall of each score cut-off, and of a second view that
+    disagrees with the model's answer (the bundle run again on a shifted or zoomed crop), on every
+    ``every``-th frame. None of these is what ``--collect`` does; they say where the ceiling is."""
+    import cv2
+
+    from edgerec.runtime.classifier import Classifier
+
+    records = [json.loads(ln) for ln in preds.read_text().splitlines() if ln.strip()]
+    wrong = np.array([r["label"] != truth[r["frame"] % len(truth)] for r in records])
+    score = np.array([r["score"] for r in records])
+
+    def pr(mask) -> dict:
+        n = int(mask.sum())
+        return {"saved": n, "precision": round(float(wrong[mask].mean()), 4) if n else None,
+                "recall": round(float(wrong[mask].sum() / max(1, wrong.sum())), 4)}
+
+    out = {"score_below": {f"{t:g}": pr(score < t) for t in (0.4, 0.5, 0.6, 0.7, 0.8, 0.9)},
+           "error_rate_by_score": {}}
+    for lo, hi in ((0, 0.5), (0.5, 0.7), (0.7, 0.9), (0.9, 0.99), (0.99, 1.01)):
+        m = (score >= lo) & (score < hi)
+        out["error_rate_by_score"][f"{lo:g}-{min(hi, 1):g}"] = {"frames": int(m.sum()),
+                                                                "error_rate": round(float(wrong[m].mean()), 4) if m.any() else None}
+    idx = np.arange(0, len(records), every)
+    labels = np.array([r["label"] for r in records])
+    views = {k: [] for k in VIEWS}
+    with Classifier.load(bundle, backend="onnxruntime", threads=1) as clf:
+        cap = cv2.VideoCapture(str(video))
+        i = 0
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            if i % every == 0:
+                for k, roi in VIEWS.items():
+                    views[k].append(clf.classify(frame, roi=roi).label)
+            i += 1
+        cap.release()
+    w_sub, base = wrong[idx], labels[idx]
+    out["view_disagrees"] = {"every": every}
+    votes = np.zeros(len(idx), int)
+    for k, labs in views.items():
+        d = np.array(labs[:len(idx)]) != base[:len(labs)]
+        votes[:len(d)] += d
+        n = int(d.sum())
+        out["view_disagrees"][k] = {"saved": n, "precision": round(float(w_sub[:len(d)][d].mean()), 4) if n else None,
+                                    "recall": round(float(w_sub[:len(d)][d].sum() / max(1, w_sub.sum())), 4)}
+    for v in (1, 2, 3):
+        m = votes >= v
+        out["view_disagrees"][f">= {v} views"] = {"saved": int(m.sum()),
+                                                  "precision": round(float(w_sub[m].mean()), 4) if m.any() else None,
+                                                  "recall": round(float(w_sub[m].sum() / max(1, w_sub.sum())), 4)}
+    return out
+
+
 def plot(results: dict, path: Path) -> None:
     import matplotlib
 
@@ -141,6 +201,7 @@ def main() -> int:
     ap.add_argument("--hold", type=int, default=30, help="frames per digit (1 s at 30 fps)")
     ap.add_argument("--cut", type=float, default=0.25, help="largest share of a digit outside the model's view")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--signals", action="store_true", help="also measure score cut-offs and second-view disagreement")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "doubt_sampling.json")
     args = ap.parse_args()
     t0 = time.time()
@@ -176,6 +237,13 @@ def main() -> int:
                   f"{r['random_sample_precision']['p95']:.1%}); recall {r['recall']:.1%}")
             for reason, f in r["per_reason"].items():
                 print(f"   {reason}: {f['saved']} saved, {f['precision']:.1%} misclassified")
+        if args.signals:
+            results["signals"] = sig = signals(bundle, video, tmp / "preds-0.jsonl", truth)
+            print("other signals (not what --collect does; where the ceiling is):")
+            for name, f in {**{f"score < {k}": v for k, v in sig["score_below"].items()},
+                            **{f"view: {k}": v for k, v in sig["view_disagrees"].items() if k != "every"}}.items():
+                prec = "-" if f["precision"] is None else f"{f['precision']:.1%}"
+                print(f"   {name:22s} saved {f['saved']:5d}  misclassified {prec:>6s}  recall {f['recall']:.1%}")
     results["seconds"] = round(time.time() - t0, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1) + "\n")
