@@ -103,8 +103,8 @@ def fit(cfg: TrainConfig, data: Prepared, train_t, val_t, *, device, info: DistI
          quiet: bool = False, desc: str = "train", monitor=None) -> FitResult:
     """fp32 training: head phase (pretrained weights), then full fine-tuning; best val checkpoint kept.
 
-    BatchNorm statistics are recomputed on clean training images (``edgerec.train.bn``) before every
-    evaluation of the fine-tuning phase, so the evaluated and saved model is right whatever the step count;
+    BatchNorm statistics are recomputed on training images (``edgerec.train.bn``; through the training
+    augmentation unless ``bn_recal_augment`` is off) before every evaluation of the fine-tuning phase, so the evaluated and saved model is right whatever the step count;
     before the head phase they are recomputed once (the frozen backbone then trains the head with the
     statistics of this data set rather than ImageNet's). ``monitor`` (a ``TrainingMonitor``) sees each epoch.
     """
