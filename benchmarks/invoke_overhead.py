@@ -154,7 +154,7 @@ def bare_iobinding(backend, x: np.ndarray):
 
 # -- measuring -----------------------------------------------------------------------------------------
 def _invoker(backend, tensors, own_latency=None):
-    """The bench's timing loop (``edgerec.bench.profiler._timed_chunk``): next tensor, time the call.
+    """The bench's timing loop (``edgerec.bench.latency._timed_chunk``): next tensor, time the call.
 
     ``own_latency()``: the backend's own figure for the call just made (OpenVINO's ``InferRequest.latency``,
     C++-timed, what benchmark_app reports), collected in ``call.side`` (ns).

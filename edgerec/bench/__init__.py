@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 _WHERE = {
-    "BenchConfig": "profiler", "run_bench": "profiler", "summarize": "stats", "LatencyStats": "stats",
+    "BenchConfig": "latency", "run_bench": "latency", "summarize": "stats", "LatencyStats": "stats",
     "fingerprint": "fingerprint", "device_warnings": "fingerprint", "append_records": "store",
     "read_records": "store", "compare_rows": "compare", "plot_compare": "compare", "check_budget": "compare",
     "choose": "compare", "DeployProfile": "deploy_profile", "load_deploy_profile": "deploy_profile",

@@ -251,7 +251,7 @@ def bench_main(argv: list[str]) -> int:
         return _estimate(args)
     if args.source:
         return _loop(args)
-    from .profiler import BenchConfig, run_bench
+    from .latency import BenchConfig, run_bench
     from .report import latency_table, print_warnings
     from .store import append_records
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..devices.profile import DeviceProfile, ReferenceFigure, load_profile
+from ..devices.device_profile import DeviceProfile, ReferenceFigure, load_profile
 from ..errors import ConfigError, MissingDependencyError, ModelError
 
 __all__ = ["Estimate", "MacCount", "attach_measurements", "count_macs", "estimate_bundle", "estimate_latency"]

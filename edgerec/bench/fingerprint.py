@@ -209,7 +209,7 @@ def fingerprint(*, root: str | Path = "/", path: str | None = None) -> dict[str,
         except ValueError:
             pass
     fp["hostname"] = socket.gethostname()
-    from ..devices.profile import match_profile
+    from ..devices.device_profile import match_profile
 
     profile = match_profile(fp.get("board_model"), fp.get("cpu_model"), fp.get("machine"))
     if profile is not None:

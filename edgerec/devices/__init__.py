@@ -2,7 +2,7 @@
 
 Modules (imported on use; nothing here touches the network or a board at import):
 
-- ``profile``   device profiles (``load_profile("rpi5")``)
+- ``device_profile`` device profiles (``load_profile("rpi5")``): what edgerec knows about a board model
 - ``ssh``       ``connect(Target.parse("pi@host"))``: host-key checked SSH, quoted remote commands, the board lock
 - ``deploy``    ``deploy``, ``rollback``, ``status`` (verify, stage, on-board sha256, atomic switch, health, rollback)
 - ``inventory`` many boards in parallel with a concurrency limit and a per-host summary

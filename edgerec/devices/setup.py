@@ -97,7 +97,7 @@ def render_unit(*, python: str, root: str, user: str, profile: str = "generic", 
 
 
 def _profile(name: str | None, facts: dict):
-    from .profile import load_profile, match_profile
+    from .device_profile import load_profile, match_profile
 
     if name:
         return load_profile(name)

@@ -15,7 +15,7 @@ from ..runtime.backends import FORMAT_BACKENDS
 __all__ = ["FORMATS", "PRECISIONS", "BACKEND_FOR", "exporter", "check_options", "parse_list"]
 
 FORMATS: dict[str, str] = {
-    "tflite": "edgerec.export.tflite:export_tflite",
+    "tflite": "edgerec.export.tflite_format:export_tflite",
     "onnx": "edgerec.export.onnx_format:export_onnx",
     "openvino": "edgerec.export.openvino_format:export_openvino",
 }

@@ -160,7 +160,7 @@ def main(argv: list[str]) -> int:
     if args.source is None:
         if not args.profile:
             raise ConfigError("no --source given", hint="e.g. --source 0, csi://0, clip.mp4, photos/ (or --profile NAME for its camera)")
-        from ..devices.profile import load_profile
+        from ..devices.device_profile import load_profile
 
         args.source = load_profile(args.profile).camera_uri
     from .loop import run_loop

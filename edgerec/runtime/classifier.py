@@ -83,7 +83,7 @@ class Classifier:
         ``profile``, a few timed calls at load (cached outside the bundle unless ``choice_cache=False``);
         always among artifacts whose recorded accuracy is within ``accuracy_tolerance`` of the best.
 
-        ``profile``: a device profile name (``edgerec.devices.profile.load_profile``) whose default
+        ``profile``: a device profile name (``edgerec.devices.device_profile.load_profile``) whose default
         backend/precision/threads apply where the call leaves them open. ``smoothing``: average (or vote,
         ``smoothing_mode="majority"``) over the last N frames in ``classify``. ``roi``: the region of each frame
         to classify, ``"x,y,w,h"`` in pixels or fractions of the frame (``"0.125,0,0.75,1"``), a 4-sequence or an
@@ -123,7 +123,7 @@ class Classifier:
         manifest = verify_bundle(root) if verify else load_manifest(root)
         prof = None
         if profile:
-            from ..devices.profile import load_profile  # only when asked: profiles are package data
+            from ..devices.device_profile import load_profile  # only when asked: profiles are package data
 
             prof = load_profile(profile)
 

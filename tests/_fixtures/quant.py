@@ -115,7 +115,7 @@ def exported_tflite(precision: str):
     import tempfile
     from pathlib import Path
 
-    from edgerec.export.tflite import export_tflite
+    from edgerec.export.tflite_format import export_tflite
 
     out = Path(tempfile.mkdtemp(prefix="edgerec-tflite-"))
     result = export_tflite(digits_source(), precision, out)

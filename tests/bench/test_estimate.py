@@ -7,7 +7,7 @@ from edgerec.bench.estimate import (
     estimate_bundle,
     estimate_latency,
 )
-from edgerec.devices.profile import load_profile
+from edgerec.devices.device_profile import load_profile
 from edgerec.errors import ConfigError, ModelError
 
 # builder.tiny_net on 32x32: conv 3->8 k3 s2 (16x16 out), depthwise 8 k3, pointwise 8->16, linear 16->3

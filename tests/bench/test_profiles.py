@@ -1,6 +1,6 @@
 import pytest
 
-from edgerec.devices.profile import (
+from edgerec.devices.device_profile import (
     DeviceProfile,
     list_profiles,
     load_profile,

@@ -14,7 +14,7 @@ import pytest
 
 from edgerec.bench.fingerprint import hardware
 from edgerec.devices.doctor import check_throttling
-from edgerec.devices.profile import match_profile
+from edgerec.devices.device_profile import match_profile
 
 
 def _write_board_files(emulated_pi, root):

@@ -13,7 +13,7 @@ from _fixtures.quant import LABELS, digits_source, exported_tflite, normalise, r
 
 from edgerec.bundle import QuantParams  # noqa: E402
 from edgerec.errors import ExportError  # noqa: E402
-from edgerec.export.tflite import export_tflite, read_tflite_metadata  # noqa: E402
+from edgerec.export.tflite_format import export_tflite, read_tflite_metadata  # noqa: E402
 
 torch.set_num_threads(1)
 

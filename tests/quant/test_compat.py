@@ -151,7 +151,7 @@ def test_pad_layout_rule_keeps_pads_nhwc(monkeypatch):
 
 def test_pad_layout_rule_not_applied_at_import():
     code = (
-        "import torch, edgerec.train.qat, edgerec.train._compat, edgerec.export.tflite;"
+        "import torch, edgerec.train.qat, edgerec.train._compat, edgerec.export.tflite_format;"
         "from litert_torch._convert.fx_passes.optimize_layout_transposes_pass import layout_rewrite as r;"
         "print(torch.ops.aten.constant_pad_nd.default in r.rewriters)"
     )

@@ -42,8 +42,8 @@ def _plain(backend_name, path, artifact):
                                               ("openvino", "openvino-fp32"), ("openvino", "openvino-fp32-pp")])
 def test_bound_invoke_matches_the_plain_call_and_never_aliases(rt_onnx_master, backend_name, key, copy_bytes,
                                                                monkeypatch):
-    import edgerec.runtime.backends.ort as ort_mod
-    import edgerec.runtime.backends.ov as ov_mod
+    import edgerec.runtime.backends.ort_backend as ort_mod
+    import edgerec.runtime.backends.ov_backend as ov_mod
 
     if copy_bytes is not None:  # every input bound where it lies, as large camera-sized inputs are
         monkeypatch.setattr(ort_mod, "COPY_BYTES", copy_bytes)

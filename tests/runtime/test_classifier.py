@@ -160,7 +160,7 @@ def test_tensorrt_options_cache_engines_and_keep_precision(tmp_path, monkeypatch
     from pathlib import Path
 
     from edgerec.bundle import Artifact
-    from edgerec.runtime.backends.ort import provider_options
+    from edgerec.runtime.backends.ort_backend import provider_options
 
     monkeypatch.setenv("EDGEREC_CACHE", str(tmp_path))
     fp32 = Artifact(format="onnx", precision="fp32", file="m.onnx", sha256={"m.onnx": "ab" * 32})

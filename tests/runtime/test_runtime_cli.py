@@ -133,7 +133,7 @@ def test_stop_is_seen_while_a_live_source_delivers_nothing(rt_onnx_bundle):
 
 
 def test_source_defaults_to_the_profile_camera(rt_onnx_bundle, capsys):
-    from edgerec.devices.profile import load_profile
+    from edgerec.devices.device_profile import load_profile
 
     with pytest.raises(EdgerecError, match="no --source"):
         main([str(rt_onnx_bundle)])

@@ -16,9 +16,9 @@ from .base import Backend
 __all__ = ["BACKENDS", "FORMAT_BACKENDS", "Backend", "backend_class", "open_backend", "installed_backends", "candidates"]
 
 BACKENDS: dict[str, str] = {
-    "litert": "edgerec.runtime.backends.litert:LiteRTBackend",
-    "onnxruntime": "edgerec.runtime.backends.ort:OrtBackend",
-    "openvino": "edgerec.runtime.backends.ov:OpenVINOBackend",
+    "litert": "edgerec.runtime.backends.litert_backend:LiteRTBackend",
+    "onnxruntime": "edgerec.runtime.backends.ort_backend:OrtBackend",
+    "openvino": "edgerec.runtime.backends.ov_backend:OpenVINOBackend",
 }
 
 # Which backends can run which format, best first.

@@ -5,7 +5,7 @@ loaded into a frozen :class:`DeviceProfile`. ``edgerec device setup`` and ``edge
 install fields; ``edgerec bench --estimate`` reads ``reference``: published latency figures, each with
 its source, from which a per-GMAC cost is derived.
 
->>> from edgerec.devices.profile import load_profile, list_profiles
+>>> from edgerec.devices.device_profile import load_profile, list_profiles
 >>> "rpi5" in list_profiles()
 True
 >>> p = load_profile("rpi5")
