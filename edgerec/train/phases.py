@@ -16,7 +16,7 @@ from .config import TrainConfig
 from .distributed import DistInfo, all_reduce_mean, shard_indices
 
 if TYPE_CHECKING:
-    from .runner import Prepared
+    from .tensors import Prepared
 
 log = logging.getLogger("edgerec.train")
 

@@ -25,6 +25,7 @@ from ..errors import ConfigError, DataError, ModelError
 from .config import TrainConfig, dump_config
 from .distributed import dist_info, init_distributed, select_device
 from .phases import fit, ptq_calibrate, qat_finetune
+from .tensors import Prepared
 
 # what a run says as it goes (data, input, cache, folds); `edgerec train` shows it on stderr
 log = logging.getLogger("edgerec.train")
@@ -46,21 +47,6 @@ class Run:
         test = self.metrics.get("test", {})
         figs = ", ".join(f"{p} {100 * m['accuracy']:.2f}%" for p, m in test.items())
         return f"Run({str(self.dir)!r}, test: {figs or '-'})"
-
-
-@dataclass
-class Prepared:
-    """Decoded tensors of a dataset split, ready for training."""
-
-    dataset: object
-    split: object
-    classes: tuple[str, ...]
-    task: str
-    train: object
-    val: object
-    test: object
-    input_spec: InputSpec
-    resize_reason: str = ""  # why input_spec.resize_mode (resize_mode: auto decides from the images' aspect ratios)
 
 
 def _versions() -> dict:

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..bundle import InputSpec
 
-__all__ = ["ImageTensors", "resize_image", "decode_images", "decode_into", "cat_images", "targets_for", "choose_resize_mode", "resolve_resize_mode"]
+__all__ = ["Prepared", "ImageTensors", "resize_image", "decode_images", "decode_into", "cat_images", "targets_for", "choose_resize_mode", "resolve_resize_mode"]
 
 
 @dataclass
@@ -37,6 +37,21 @@ class ImageTensors:
         idx_t = torch.as_tensor(np.asarray(idx, dtype=np.int64))
         images = self.images.subset(idx_t.numpy()) if hasattr(self.images, "subset") else self.images[idx_t]
         return ImageTensors(images, self.targets[idx_t], [self.paths[i] for i in idx_t.tolist()])
+
+
+@dataclass
+class Prepared:
+    """Decoded tensors of a dataset split, ready for training (``runner.prepare_data`` builds it, ``phases`` trains on it)."""
+
+    dataset: object
+    split: object
+    classes: tuple[str, ...]
+    task: str
+    train: object
+    val: object
+    test: object
+    input_spec: InputSpec
+    resize_reason: str = ""  # why input_spec.resize_mode (resize_mode: auto decides from the images' aspect ratios)
 
 
 def cat_images(parts):
