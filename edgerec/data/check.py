@@ -194,42 +194,76 @@ def check_dataset(path: str | Path, *, multi_label: bool = False, min_images: in
     (True, 1.04)
     """
     scan: _Scan = scan_files(path, multi_label=multi_label)
-    root = scan.root
 
     def rel(p: Path) -> str:
         try:
-            return p.relative_to(root).as_posix()
+            return p.relative_to(scan.root).as_posix()
         except ValueError:
             return str(p)
 
-    infos = _probe_all([e.path for e in scan.entries])
-    problems = [{"path": rel(p), "kind": _skip_kind(r), "reason": r} for p, r in scan.skipped]
-    counts = dict.fromkeys(scan.classes, 0)
-    split_counts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(scan.classes, 0))
-    folder_counts = dict.fromkeys(scan.folders, 0)
-    modes: Counter = Counter()
-    by_hash: dict[str, list[int]] = defaultdict(list)
-    tiny, extreme, widths, heights = [], [], [], []
+    t = _tally(scan, _probe_all([e.path for e in scan.entries]), rel)
+    duplicates = _duplicates(scan, t.by_hash, rel)
+    warnings, imbalance, small = _warnings(t.counts, duplicates, t.problems, min_images)
+    sizes: dict = {"count": len(t.widths)}
+    if t.widths:
+        sizes["width"], sizes["height"] = _stats(np.array(t.widths)), _stats(np.array(t.heights))
+        sizes["common"] = [{"size": [int(a), int(b)], "count": n}
+                           for (a, b), n in Counter(zip(t.widths, t.heights)).most_common(5)]
+    split_counts_out = {s: dict(t.split_counts[s]) for s in ("train", "val", "test") if s in t.split_counts}
+    return CheckReport(
+        path=str(scan.source), layout=scan.layout, classes=list(scan.classes), counts=t.counts,
+        split_counts=split_counts_out, files=len(scan.entries) + len(scan.skipped), readable=len(t.widths),
+        problems=t.problems, duplicates=duplicates, modes=dict(t.modes), tiny=t.tiny, extreme_aspect=t.extreme,
+        sizes=sizes, imbalance_ratio=imbalance, small_classes=small, errors=_errors(scan, t, rel), warnings=warnings,
+        min_images_per_class=min_images,
+    )
+
+
+@dataclasses.dataclass
+class _Tally:
+    """What one pass over the probed files counts."""
+
+    problems: list
+    counts: dict
+    split_counts: dict
+    folder_counts: dict
+    modes: Counter = dataclasses.field(default_factory=Counter)
+    by_hash: dict = dataclasses.field(default_factory=lambda: defaultdict(list))
+    tiny: list = dataclasses.field(default_factory=list)
+    extreme: list = dataclasses.field(default_factory=list)
+    widths: list = dataclasses.field(default_factory=list)
+    heights: list = dataclasses.field(default_factory=list)
+
+
+def _tally(scan: _Scan, infos, rel) -> _Tally:
+    t = _Tally(problems=[{"path": rel(p), "kind": _skip_kind(r), "reason": r} for p, r in scan.skipped],
+               counts=dict.fromkeys(scan.classes, 0),
+               split_counts=defaultdict(lambda: dict.fromkeys(scan.classes, 0)),
+               folder_counts=dict.fromkeys(scan.folders, 0))
     for j, (entry, info) in enumerate(zip(scan.entries, infos)):
         if not info.ok:
-            problems.append({"path": rel(entry.path), "kind": info.kind, "reason": info.error})
+            t.problems.append({"path": rel(entry.path), "kind": info.kind, "reason": info.error})
             continue
-        by_hash[info.sha256].append(j)
+        t.by_hash[info.sha256].append(j)
         for c in entry.labels:
-            counts[c] += 1
+            t.counts[c] += 1
             if entry.split:
-                split_counts[entry.split][c] += 1
+                t.split_counts[entry.split][c] += 1
         if scan.layout != "csv":
             key = (_folder_split(scan, entry) if scan.layout == "presplit" else None, entry.labels[0])
-            folder_counts[key] += 1
-        modes[info.mode] += 1
-        widths.append(info.width)
-        heights.append(info.height)
+            t.folder_counts[key] += 1
+        t.modes[info.mode] += 1
+        t.widths.append(info.width)
+        t.heights.append(info.height)
         if min(info.width, info.height) < TINY_SIDE:
-            tiny.append({"path": rel(entry.path), "width": info.width, "height": info.height})
+            t.tiny.append({"path": rel(entry.path), "width": info.width, "height": info.height})
         if max(info.width, info.height) > MAX_ASPECT * max(1, min(info.width, info.height)):
-            extreme.append({"path": rel(entry.path), "width": info.width, "height": info.height})
+            t.extreme.append({"path": rel(entry.path), "width": info.width, "height": info.height})
+    return t
 
+
+def _duplicates(scan: _Scan, by_hash: dict, rel) -> list[dict]:
+    """Identical files (by sha256), with the classes and splits they sit in."""
     duplicates = []
     for sha, members in by_hash.items():
         if len(members) > 1:
@@ -240,27 +274,34 @@ def check_dataset(path: str | Path, *, multi_label: bool = False, min_images: in
                 "classes": sorted({";".join(e.labels) for e in entries}),
                 "splits": sorted({e.split for e in entries if e.split}),
             })
-    duplicates.sort(key=lambda d: d["paths"][0])
+    return sorted(duplicates, key=lambda d: d["paths"][0])
 
+
+def _errors(scan: _Scan, t: _Tally, rel) -> list[str]:
+    """What makes the data set unusable for training."""
     errors: list[str] = []
-    warnings: list[str] = []
     where = str(scan.source)
     if not scan.classes:
         errors.append(f"{where} has no classes (expected root/<class>/<image>, train/ val/ test/, or a CSV)")
     elif len(scan.classes) == 1:
         errors.append(f"{where} has a single class '{scan.classes[0]}'; a classifier needs at least two")
-    for (split, cls), n in sorted(folder_counts.items(), key=lambda x: (str(x[0][0]), x[0][1])):
+    for (split, cls), n in sorted(t.folder_counts.items(), key=lambda x: (str(x[0][0]), x[0][1])):
         if n == 0:
             errors.append(f"class folder {rel(scan.folders[(split, cls)])} has no readable images")
     if scan.layout == "csv":
-        for c, n in counts.items():
+        for c, n in t.counts.items():
             if n == 0:
                 errors.append(f"class '{c}' has no readable images")
     if scan.layout == "presplit":
         for c in scan.classes:
-            if split_counts["train"].get(c, 0) == 0 and counts.get(c, 0) > 0:
+            if t.split_counts["train"].get(c, 0) == 0 and t.counts.get(c, 0) > 0:
                 errors.append(f"class '{c}' has no images in the train split")
+    return errors
 
+
+def _warnings(counts: dict, duplicates: list[dict], problems: list[dict], min_images: int):
+    """``(warnings, imbalance ratio, small classes)``: what training survives but a person should know."""
+    warnings: list[str] = []
     nonzero = [n for n in counts.values() if n > 0]
     imbalance = round(max(nonzero) / min(nonzero), 3) if len(nonzero) >= 2 else None
     small = {c: n for c, n in counts.items() if n < min_images}
@@ -282,19 +323,4 @@ def check_dataset(path: str | Path, *, multi_label: bool = False, min_images: in
     bad = [p for p in problems if p["kind"] in ("empty", "truncated", "corrupt", "unreadable")]
     if bad:
         warnings.append(f"{len(bad)} file(s) do not decode and will be skipped in training")
-
-    sizes: dict = {"count": len(widths)}
-    if widths:
-        w, h = np.array(widths), np.array(heights)
-        sizes["width"], sizes["height"] = _stats(w), _stats(h)
-        sizes["common"] = [{"size": [int(a), int(b)], "count": n}
-                           for (a, b), n in Counter(zip(widths, heights)).most_common(5)]
-
-    split_counts_out = {s: dict(split_counts[s]) for s in ("train", "val", "test") if s in split_counts}
-    return CheckReport(
-        path=where, layout=scan.layout, classes=list(scan.classes), counts=counts, split_counts=split_counts_out,
-        files=len(scan.entries) + len(scan.skipped), readable=len(widths), problems=problems,
-        duplicates=duplicates, modes=dict(modes), tiny=tiny, extreme_aspect=extreme, sizes=sizes,
-        imbalance_ratio=imbalance, small_classes=small, errors=errors, warnings=warnings,
-        min_images_per_class=min_images,
-    )
+    return warnings, imbalance, small
