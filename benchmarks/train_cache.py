@@ -85,11 +85,15 @@ def part_rss(work: Path, sizes: list[int], threads: int) -> list[dict]:
     rows = []
     for n in sizes:
         data = make_set(work / f"set{n}", n)
+        # the same 200 validation and 200 test images at every size: evaluation batches (and their activations)
+        # are then the same, and what grows is the training set alone
+        held = min(0.2, 200 / n)
         for mode, label in (("ram", "ram"), ("disk", "disk (building)"), ("disk", "disk (cache exists)")):
             out = work / "runs" / f"rss-{n}-{label.split()[0]}{len(rows)}"
             r = run_train([str(data), "--out", str(out), "--model", "mobilenet_v3_small", "--weights", "none",
                            "--img-size", "224", "--epochs", "1", "--max-steps", "5", "--batch-size", "32",
-                           "--set", "split=[0.96,0.02,0.02]", "--set", "bn_recal_images=128", "--cache", mode,
+                           "--set", f"split=[{1 - 2 * held:.6f},{held:.6f},{held:.6f}]", "--set", "bn_recal_images=128",
+                           "--cache", mode,
                            "--cache-dir", str(work / "cache"), "--threads", str(threads), "--no-plots", "--quiet",
                            "--allow-chance", "--overwrite"])
             decoded_gb = n * 3 * 224 * 224 / 1e9
