@@ -370,31 +370,8 @@ def _write_bundle(src: ExportSource, *, out: Path, formats: tuple[str, ...], pre
         jobs = [(f, p, False) for f in fmts for p in precs]
         if embed_preprocess and "openvino" in fmts:
             jobs += [("openvino", p, True) for p in precs]
-        arts = []
-        bar = None
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(jobs), desc="export", unit="artifact", leave=False)
-        for fmt, prec, pp in jobs:
-            if bar is not None:
-                bar.set_postfix_str(f"{fmt} {prec}{' +preprocess' if pp else ''}")
-            opts = dict((options or {}).get(fmt, {}))
-            if fmt == "openvino":
-                opts["embed_preprocess"] = pp
-            art, scores = _one(src, fmt, prec, tmp, opts, threads=threads, th=th, reference=reference, ref_acc=ref_acc)
-            arts.append(art)
-            if scores is not None and art.status == "ok":
-                # what this artifact answered on the check images: `edgerec bundle verify --run` re-checks it
-                ref["artifact_check_top1"][art.key] = [int(x) for x in scores[picked].argmax(1)]
-                # and its full outputs, which the board's self-test compares within this tolerance
-                mine = scores[picked].astype(np.float64)
-                ref["artifact_check_outputs"][art.key] = np.round(mine, 6).tolist()
-                ref["artifact_check_tolerance"][art.key] = output_tolerance(art, mine)
-            if bar is not None:
-                bar.update()
-        if bar is not None:
-            bar.close()
+        arts = _convert_all(src, jobs, tmp, options, threads=threads, th=th, reference=reference, ref_acc=ref_acc,
+                            picked=picked, ref=ref, progress=progress)
         # reasons name the final folder, not the temporary one they were written in
         arts = [dataclasses.replace(a, error=a.error.replace(str(tmp), str(out))) if a.error else a for a in arts]
         manifest = Manifest(
@@ -420,9 +397,51 @@ def _write_bundle(src: ExportSource, *, out: Path, formats: tuple[str, ...], pre
 
         arch = pack(out, out.with_name(out.name + ".edgerec"))
     bundle = Bundle(dir=out, manifest=manifest, archive=arch)
-    failed = [a for a in manifest.artifacts if a.status != "ok"]
+    error = _bundle_error(bundle, strict)
+    if error is not None:
+        error.bundle = bundle  # what was written, for a caller that shows the per-artifact table
+        raise error
+    return bundle
+
+
+def _convert_all(src: ExportSource, jobs, tmp: Path, options, *, threads, th, reference, ref_acc, picked, ref: dict,
+                 progress: bool) -> list[Artifact]:
+    """Every (format, precision, embedded pre-processing) job through ``_one``; what each artifact answered on the
+    check images goes into ``ref`` for ``bundle verify --run`` and the board's self-test."""
+    arts = []
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(jobs), desc="export", unit="artifact", leave=False)
+    for fmt, prec, pp in jobs:
+        if bar is not None:
+            bar.set_postfix_str(f"{fmt} {prec}{' +preprocess' if pp else ''}")
+        opts = dict((options or {}).get(fmt, {}))
+        if fmt == "openvino":
+            opts["embed_preprocess"] = pp
+        art, scores = _one(src, fmt, prec, tmp, opts, threads=threads, th=th, reference=reference, ref_acc=ref_acc)
+        arts.append(art)
+        if scores is not None and art.status == "ok":
+            # what this artifact answered on the check images: `edgerec bundle verify --run` re-checks it
+            ref["artifact_check_top1"][art.key] = [int(x) for x in scores[picked].argmax(1)]
+            # and its full outputs, which the board's self-test compares within this tolerance
+            mine = scores[picked].astype(np.float64)
+            ref["artifact_check_outputs"][art.key] = np.round(mine, 6).tolist()
+            ref["artifact_check_tolerance"][art.key] = output_tolerance(art, mine)
+        if bar is not None:
+            bar.update()
+    if bar is not None:
+        bar.close()
+    return arts
+
+
+def _bundle_error(bundle: Bundle, strict: bool) -> ExportError | None:
+    """The error a written bundle deserves: no artifact at all, or (``strict``) one that missed its bound."""
+    out = bundle.dir
+    failed = [a for a in bundle.manifest.artifacts if a.status != "ok"]
     error = None
-    if not manifest.ok_artifacts():
+    if not bundle.manifest.ok_artifacts():
         error = ExportError(f"no artifact could be produced; first reason: {failed[0].key}: {failed[0].error}",
                             hint=f"the manifest with every reason is in {out}")
     elif strict and (bad := [a for a in failed if a.verification is not None]):
@@ -431,10 +450,7 @@ def _write_bundle(src: ExportSource, *, out: Path, formats: tuple[str, ...], pre
             hint=f"the bundle was written to {out} with these artifacts marked failed; "
                  "loosen the bound with --max-int8-drop only if that accuracy is acceptable",
         )
-    if error is not None:
-        error.bundle = bundle  # what was written, for a caller that shows the per-artifact table
-        raise error
-    return bundle
+    return error
 
 
 def load_recipe(path) -> dict[str, Any]:
