@@ -34,8 +34,14 @@ class ImageTensors:
     def subset(self, idx) -> "ImageTensors":
         import torch
 
-        idx_t = torch.as_tensor(np.asarray(idx, dtype=np.int64))
-        images = self.images.subset(idx_t.numpy()) if hasattr(self.images, "subset") else self.images[idx_t]
+        idx = np.asarray(idx, dtype=np.int64)
+        idx_t = torch.as_tensor(idx)
+        if hasattr(self.images, "subset"):
+            images = self.images.subset(idx)
+        elif len(idx) and idx[-1] - idx[0] + 1 == len(idx) and bool(np.all(np.diff(idx) == 1)):
+            images = self.images[int(idx[0]) : int(idx[-1]) + 1]  # a run of rows: a view, the pixels are not copied
+        else:
+            images = self.images[idx_t]
         return ImageTensors(images, self.targets[idx_t], [self.paths[i] for i in idx_t.tolist()])
 
 

@@ -198,3 +198,15 @@ def test_training_from_the_disk_cache_gives_the_same_model_as_from_memory(tiny_d
     b = torch.load(runs["disk"].dir / "best.pt", map_location="cpu", weights_only=False)
     sa, sb = a["state_dict"], b["state_dict"]
     assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa if isinstance(sa[k], torch.Tensor))
+
+
+def test_in_memory_splits_are_views_not_copies():
+    """prepare_data cuts train/val/test as runs of rows: the in-memory path holds the pixels once, not twice."""
+    from edgerec.train.tensors import ImageTensors
+
+    images = torch.arange(10 * 3 * 2 * 2, dtype=torch.uint8).reshape(10, 3, 2, 2)
+    t = ImageTensors(images, torch.arange(10), [Path(f"{i}.png") for i in range(10)])
+    run = t.subset(range(3, 8))
+    assert run.images.data_ptr() == images[3].data_ptr() and torch.equal(run.images, images[3:8])
+    picked = t.subset([5, 1, 2])
+    assert torch.equal(picked.images, images[[5, 1, 2]]) and picked.paths == [Path("5.png"), Path("1.png"), Path("2.png")]
