@@ -6,7 +6,8 @@ once (by ``decode_images``, the runtime's own reader and resizer) into one raw u
 read from it with ``pread``: the operating system's page cache holds what fits and is shared by every rank, and
 each process keeps only its batches (its resident memory does not grow with the dataset).
 
-A cache folder holds ``images.u8`` (N x 3 x H x W bytes), ``meta.json`` (what it was built from) and, once
+A cache folder holds ``images.u8`` (N x 3 x H x W bytes, in path order: any split or order of the same images
+reads the same file), ``meta.json`` (what it was built from) and, once
 every image is in, ``complete``. Its name is a key over:
 
 - every image's path, size and modification time (a changed, added or removed file gives a new key: the stale
@@ -236,14 +237,20 @@ def open_cache(paths: Sequence[Path], spec: InputSpec, root: str | Path | None =
     from .tensors import decode_into
 
     decode = decode or decode_into
-    paths = [Path(p) for p in paths]
+    asked = [Path(p) for p in paths]
+    # the file holds the images in path order, whatever order the caller wants them in (a split with another seed,
+    # k-fold, a subset order): one cache per dataset version, and ``index`` maps the caller's order onto it
+    order = sorted(range(len(asked)), key=lambda i: str(asked[i]))
+    paths = [asked[i] for i in order]
+    index = np.empty(len(order), np.int64)
+    index[order] = np.arange(len(order))
     root = Path(root).expanduser() if root is not None else default_cache_dir()
     t0 = time.perf_counter()
     key = cache_key(paths, spec)
     folder = root / key
     shape = (len(paths), 3, int(spec.height), int(spec.width))
     if (folder / _COMPLETE).exists():
-        return DiskImages(folder / _DATA, shape), CacheInfo(folder, key, False, 0, time.perf_counter() - t0)
+        return DiskImages(folder / _DATA, shape, index), CacheInfo(folder, key, False, 0, time.perf_counter() - t0)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -254,10 +261,10 @@ def open_cache(paths: Sequence[Path], spec: InputSpec, root: str | Path | None =
         if (folder / _COMPLETE).exists():  # another process built it while this one waited
             if waited:
                 log.info("decoded cache %s: built by another process", folder)
-            return DiskImages(folder / _DATA, shape), CacheInfo(folder, key, False, 0, time.perf_counter() - t0)
+            return DiskImages(folder / _DATA, shape, index), CacheInfo(folder, key, False, 0, time.perf_counter() - t0)
         decoded = _build(folder, paths, spec, shape, decode=decode, workers=workers, progress=progress)
         _remove_stale(root, folder, _dataset_id(paths, spec))
-    return DiskImages(folder / _DATA, shape), CacheInfo(folder, key, True, decoded, time.perf_counter() - t0)
+    return DiskImages(folder / _DATA, shape, index), CacheInfo(folder, key, True, decoded, time.perf_counter() - t0)
 
 
 def _lock(lock, folder: Path, wait_s: float) -> bool:

@@ -65,9 +65,14 @@ def test_the_disk_cache_holds_the_pixels_the_in_memory_decode_gives_and_is_built
     images2, info2 = open_cache(photos, spec, tmp_path / "cache", decode=again)
     assert not info2.built and again.images == 0 and info2.folder == info.folder
     assert torch.equal(images2[:], want)
+    # the same images in another order (another split seed) read the same cache, in the order asked
+    shuffled = photos[::-1]
+    images3, info3 = open_cache(shuffled, spec, tmp_path / "cache", decode=again)
+    assert not info3.built and info3.folder == info.folder and again.images == 0
+    assert torch.equal(images3[:], want.flip(0))
     # another image size is another cache
-    _, info3 = open_cache(photos, _spec(16), tmp_path / "cache")
-    assert info3.built and info3.folder != info.folder
+    _, info4 = open_cache(photos, _spec(16), tmp_path / "cache")
+    assert info4.built and info4.folder != info.folder
 
 
 def test_a_changed_image_rebuilds_the_cache_and_removes_the_stale_one(photos, tmp_path):
