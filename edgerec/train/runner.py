@@ -135,7 +135,7 @@ def _decoded(cfg: TrainConfig, paths: list[Path], spec: InputSpec, *, progress: 
         log.info("%s (%s)", describe_plan(mode, len(paths), spec, root), why)
     if mode == "ram":
         return decode_images(paths, spec, workers=cfg.workers, progress=progress)
-    images, built = open_cache(paths, spec, root, workers=cfg.workers, progress=progress and info.local_rank == 0)
+    images, built = open_cache(paths, spec, root, workers=cfg.workers, progress=progress)  # only the builder shows a bar
     if built.built:  # whichever process built it says so (one per machine)
         rank = f"rank {info.rank}: " if info.enabled else ""
         log.info("decoded cache: %sdecoded %d images into %s (%.1f s)", rank, built.decoded, built.folder, built.seconds)
