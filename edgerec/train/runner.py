@@ -12,7 +12,6 @@ import json
 import logging
 import platform
 import shutil
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
