@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"   PyTorch {prec:<9} test accuracy  {100 * m['accuracy']:.2f} %")
     if total:
         print(f"   recognition loop on the video     {100 * right / total:.2f} %  ({right}/{total} frames)")
-    print(f"   time: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()))
+    print("   time: " + ", ".join(f"{k} {v:.0f} s" for k, v in times.items()))
     print(f"   outputs in {out}/  (digits/metrics.json, digits/plots/, bundle/edgerec.json, bench.jsonl, predictions.jsonl)")
     return 0
 

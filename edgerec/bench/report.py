@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Sequence
 from typing import Any
 
 __all__ = ["compare_table", "estimate_table", "latency_table", "loop_table", "print_table", "print_warnings"]
 
-from .._table import fmt as _fmt, print_table  # noqa: E402  (the one table printer)
+from .._table import print_table  # noqa: E402  (the one table printer)
 
 
 def print_warnings(records: list[dict[str, Any]], *, file=None) -> None:

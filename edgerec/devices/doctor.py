@@ -9,7 +9,6 @@ Each check reports ``ok``, ``warn``, ``fail`` or ``info`` with a one-line fix. A
 from __future__ import annotations
 
 import glob
-import importlib
 import os
 import re
 import shutil

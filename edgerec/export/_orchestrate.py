@@ -15,8 +15,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from ..bundle import (MANIFEST_NAME, SCHEMA_VERSION, Artifact, InputSpec, Manifest, Verification, is_outdated,
-                      load_manifest, sha256_file, write_manifest)
+from ..bundle import MANIFEST_NAME, Artifact, InputSpec, Manifest, load_manifest, sha256_file, write_manifest
 from ..errors import ConfigError, DataError, EdgerecError, ExportError, ModelError
 from .._table import shorten
 from ._types import ExportSource

@@ -31,7 +31,6 @@ import dataclasses
 import math
 import operator
 import re
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 

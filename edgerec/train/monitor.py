@@ -94,7 +94,7 @@ class TrainingMonitor:
         if losses and loss > _DIVERGE * min(losses) and loss > losses[0]:
             self._warn(TrainingWarning(
                 "diverging", f"the training loss rose to {loss:.3g} from {min(losses):.3g}: the learning rate is "
-                "likely too high", f"lower --lr (now the peak rate; try a third of it) or raise --set warmup_epochs", ep, phase))
+                "likely too high", "lower --lr (now the peak rate; try a third of it) or raise --set warmup_epochs", ep, phase))
         losses.append(loss)
         all_losses = [x for v in self._losses.values() for x in v]
         acc = rec.get("val_accuracy")

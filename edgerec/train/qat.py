@@ -257,7 +257,6 @@ def prepare(model, example, *, qat: bool, kind: str = DEFAULT_QUANTIZER):
     (QAT) or calibrated (PTQ) like the model, then passed to :func:`convert`. The batch size of ``example``
     is not baked in: the export marks it dynamic so training batches of any size go through.
     """
-    import torch
     from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e, prepare_qat_pt2e
 
     args = _as_args(example)
