@@ -96,11 +96,20 @@ def main(argv=None) -> int:
                     rows.append(r)
                     print(f"{n:3d}/class seed {seed} {weights:8s} test {100 * r['test_accuracy']:6.2f} %  "
                           f"({r['seconds']:.0f} s)", flush=True)
+                    # after every training: a run stopped early still leaves what it measured
+                    _write(args, ns, rows, complete=False)
+    _write(args, ns, rows, complete=True)
+    return 0
+
+
+def _write(args, ns: list[int], rows: list[dict], *, complete: bool) -> None:
     summary = {}
+    ns = [n for n in ns if any(r["per_class"] == n for r in rows)]
     for n in ns:
         for weights in ("imagenet", "none"):
             acc = [r["test_accuracy"] for r in rows if r["per_class"] == n and r["weights"] == weights]
-            summary[f"{n}/{weights}"] = {"mean": float(np.mean(acc)), "std": float(np.std(acc)), "n_runs": len(acc)}
+            summary[f"{n}/{weights}"] = {"mean": float(np.mean(acc)) if acc else float("nan"),
+                                         "std": float(np.std(acc)) if acc else float("nan"), "n_runs": len(acc)}
         summary[f"{n}/gain_points"] = 100 * (summary[f"{n}/imagenet"]["mean"] - summary[f"{n}/none"]["mean"])
     from edgerec._versions import package_versions
 
@@ -108,16 +117,17 @@ def main(argv=None) -> int:
               "epochs": args.epochs, "recipe": "edgerec train defaults (pretrained: + head epochs)",
               "test_images": 400, "val_per_class": args.val_per_class, "threads": args.threads,
               "machine": platform.processor() or platform.machine(),
-              "versions": package_versions(("torch", "torchvision")), "summary": summary, "runs": rows}
+              "versions": package_versions(("torch", "torchvision")), "complete": complete,
+              "summary": summary, "runs": rows}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1) + "\n")
     _plot(summary, ns, args.out.with_suffix(".png"), args)
-    for n in ns:
-        a, b = summary[f"{n}/imagenet"], summary[f"{n}/none"]
-        print(f"{n:3d}/class: pretrained {100 * a['mean']:.2f} +/- {100 * a['std']:.2f} %   scratch "
-              f"{100 * b['mean']:.2f} +/- {100 * b['std']:.2f} %   gain {summary[f'{n}/gain_points']:+.2f} points")
-    print(f"wrote {args.out}")
-    return 0
+    if complete:
+        for n in ns:
+            a, b = summary[f"{n}/imagenet"], summary[f"{n}/none"]
+            print(f"{n:3d}/class: pretrained {100 * a['mean']:.2f} +/- {100 * a['std']:.2f} %   scratch "
+                  f"{100 * b['mean']:.2f} +/- {100 * b['std']:.2f} %   gain {summary[f'{n}/gain_points']:+.2f} points")
+        print(f"wrote {args.out}")
 
 
 def _plot(summary: dict, ns: list[int], path: Path, args) -> None:
