@@ -15,7 +15,7 @@ from typing import Any, Literal, Mapping
 from .._config import from_mapping, load_yaml, merge, to_mapping
 from ..errors import ConfigError, suggest
 
-__all__ = ["AugmentConfig", "QATConfig", "PTQConfig", "TrainConfig", "load_config", "dump_config"]
+__all__ = ["AugmentConfig", "QATConfig", "PTQConfig", "TrainConfig", "load_config", "dump_config", "auto_batch_size"]
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,9 @@ class TrainConfig:
     std: tuple[float, float, float] | None = None
     epochs: int = 20
     head_epochs: int = 2  # frozen-backbone epochs for the new head (pretrained weights only)
-    batch_size: int = 64
+    # None: 64, or on a small set the largest of 32 and 16 that still gives 8 steps per epoch (auto_batch_size);
+    # measured on 100 digits: 64 gave 2 steps an epoch and 92.3/82.5 % (pretrained/scratch), 16 gave 95.8/93.3 %
+    batch_size: int | None = None
     lr: float = 0.01  # peak fine-tuning rate; the head phase uses head_lr_mult x lr
     head_lr_mult: float = 10.0
     optimizer: Literal["sgd", "adamw"] = "sgd"
@@ -124,7 +126,7 @@ class TrainConfig:
 
         if self.model not in MODELS:
             raise ConfigError(f"unknown model '{self.model}'{suggest(self.model, MODELS)}")
-        positive = {"img_size": self.img_size, "batch_size": self.batch_size, "lr": self.lr}
+        positive = {"img_size": self.img_size, "batch_size": 1 if self.batch_size is None else self.batch_size, "lr": self.lr}
         for name, value in positive.items():
             if value <= 0:
                 raise ConfigError(f"{name} must be positive, got {value}")
@@ -152,6 +154,20 @@ class TrainConfig:
 
     def replace(self, **changes) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
+
+
+def auto_batch_size(n_train: int, *, world_size: int = 1, cap: int = 64, floor: int = 16, min_steps: int = 8) -> int:
+    """``batch_size: null``: ``cap``, halved while a process would get fewer than ``min_steps`` steps per epoch,
+    never under ``floor``. A 100-image set trains with 16 (6 steps an epoch) instead of 64 (2).
+
+    >>> auto_batch_size(100), auto_batch_size(300), auto_batch_size(1258), auto_batch_size(1258, world_size=4)
+    (16, 32, 64, 32)
+    """
+    per_process = max(1, n_train // max(1, world_size))
+    b = cap
+    while b > floor and per_process < b * min_steps:
+        b //= 2
+    return b
 
 
 def load_config(overrides: Mapping[str, Any] | None = None, *, config_file: str | Path | None = None) -> TrainConfig:

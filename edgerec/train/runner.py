@@ -309,6 +309,13 @@ def train(cfg: TrainConfig) -> Run:
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     try:
         data = prepare_data(cfg)
+        if cfg.batch_size is None:  # resolved here, from the training set's size, and saved so that the run repeats
+            from .config import auto_batch_size
+
+            cfg = cfg.replace(batch_size=auto_batch_size(len(data.train), world_size=info.world_size))
+            if info.main:
+                log.info("batch size %d (%d training images%s)", cfg.batch_size, len(data.train),
+                         "" if cfg.batch_size == 64 else ": smaller on a small set, for more steps per epoch")
         resume_state = _load_resume(cfg, data.classes)
         if info.main:
             tmp.mkdir(parents=True)
