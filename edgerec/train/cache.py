@@ -12,7 +12,7 @@ every image is in, ``complete``. Its name is a key over:
 
 - every image's path, size and modification time (a changed, added or removed file gives a new key: the stale
   cache is rebuilt, and the stale folder of the same dataset removed);
-- the input spec (size, resize mode, interpolation, padding, colour order);
+- the whole input spec (size, resize mode, interpolation, colour order, and mean/std, whose colour letterbox pads with);
 - ``PREPROCESS_VERSION`` of the reader and OpenCV's version (a change of pre-processing rebuilds it).
 
 The build shows progress, decodes on all cores (OpenCV releases the GIL), checks the free space first and
@@ -28,6 +28,7 @@ cache folder, is per machine).
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import hashlib
 import json
@@ -82,9 +83,8 @@ def available_ram_bytes() -> int | None:
 
 
 def _spec_key(spec: InputSpec) -> dict:
-    return {"height": int(spec.height), "width": int(spec.width), "resize_mode": str(spec.resize_mode),
-            "interpolation": str(spec.interpolation), "pad_value": getattr(spec, "pad_value", None),
-            "color_order": str(spec.color_order)}
+    # the whole spec: letterbox pads with the mean colour, so even mean/std change the decoded pixels
+    return dataclasses.asdict(spec)
 
 
 def cache_key(paths: Sequence[Path], spec: InputSpec) -> str:

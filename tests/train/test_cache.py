@@ -215,3 +215,14 @@ def test_in_memory_splits_are_views_not_copies():
     assert run.images.data_ptr() == images[3].data_ptr() and torch.equal(run.images, images[3:8])
     picked = t.subset([5, 1, 2])
     assert torch.equal(picked.images, images[[5, 1, 2]]) and picked.paths == [Path("5.png"), Path("1.png"), Path("2.png")]
+
+
+def test_the_key_follows_every_field_that_changes_pixels(photos):
+    """Letterbox pads with the mean colour: another mean is another cache, even at the same size."""
+    import dataclasses
+
+    from edgerec.train.cache import cache_key
+
+    box = dataclasses.replace(_spec(), resize_mode="letterbox")
+    assert cache_key(photos, box) != cache_key(photos, dataclasses.replace(box, mean=(0.4, 0.4, 0.4)))
+    assert cache_key(photos, box) == cache_key(photos, dataclasses.replace(box))
