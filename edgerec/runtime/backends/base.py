@@ -10,7 +10,7 @@ import numpy as np
 
 from ...bundle import Artifact
 
-__all__ = ["Backend", "COPY_BYTES"]
+__all__ = ["Backend", "BoundInput", "COPY_BYTES"]
 
 # Backends that bind their input: up to this size an input is copied into a buffer bound once (a copy of
 # 64 KiB takes ~2 us), larger ones are bound where they lie (binding a new array costs 1-10 us per call).
@@ -77,3 +77,25 @@ class Backend(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.path.name}, threads={self.threads})"
+
+
+class BoundInput:
+    """For backends that bind their input once (ONNX Runtime IO binding, OpenVINO tensors): ``_x`` is the caller's
+    array bound as it is, ``_own`` a buffer of ours bound instead (small inputs), ``_bind(x)`` binds anew."""
+
+    _x: np.ndarray | None = None
+    _own: np.ndarray | None = None
+
+    def _stage_input(self, x: np.ndarray) -> None:
+        """Make ``x`` the bound input: nothing to do for the array already bound, a copy into our buffer when it
+        fits, else a new binding."""
+        if x is self._x:
+            return
+        own = self._own
+        if own is not None and x.shape == own.shape and x.dtype == own.dtype:
+            np.copyto(own, x)
+        else:
+            self._bind(x)
+
+    def _bind(self, x: np.ndarray) -> None:
+        raise NotImplementedError

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..._cache import cache_dir
 from ...errors import BackendError
-from .base import COPY_BYTES, Backend
+from .base import COPY_BYTES, Backend, BoundInput
 
 __all__ = ["OrtBackend", "provider_options"]
 
@@ -29,7 +29,7 @@ def provider_options(provider: str, path: Path, artifact) -> dict[str, str]:
             "trt_fp16_enable": "True" if artifact.precision == "fp16" else "False"}
 
 
-class OrtBackend(Backend):
+class OrtBackend(BoundInput, Backend):
     name = "onnxruntime"
     module = "onnxruntime"
     package = "onnxruntime"
@@ -92,12 +92,7 @@ class OrtBackend(Backend):
         return f"onnxruntime {ort.__version__} ({self.providers[0]})"
 
     def invoke(self, x: np.ndarray) -> np.ndarray:
-        if x is not self._x:
-            own = self._own
-            if own is not None and x.shape == own.shape and x.dtype == own.dtype:
-                np.copyto(own, x)
-            else:
-                self._bind(x)
+        self._stage_input(x)
         self._sess.run_with_iobinding(self._io)
         if self._y is None:
             return self._io.copy_outputs_to_cpu()[0]

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from ...errors import BackendError
-from .base import COPY_BYTES, Backend
+from .base import COPY_BYTES, Backend, BoundInput
 
 __all__ = ["OpenVINOBackend"]
 
 
-class OpenVINOBackend(Backend):
+class OpenVINOBackend(BoundInput, Backend):
     name = "openvino"
     module = "openvino"
     package = "openvino"
@@ -76,12 +76,7 @@ class OpenVINOBackend(Backend):
         return f"openvino {ov.__version__}"
 
     def invoke(self, x: np.ndarray) -> np.ndarray:
-        if x is not self._x:
-            own = self._own
-            if own is not None and x.shape == own.shape and x.dtype == own.dtype:
-                np.copyto(own, x)
-            else:
-                self._bind(x)
+        self._stage_input(x)
         self._request.infer()
         if self._y is None:
             return self._request.get_output_tensor(0).data.copy()
