@@ -20,7 +20,7 @@ HEAVY = ("torch", "torchvision", "torchao", "tensorflow", "litert_torch", "ai_ed
 
 TIERS = {
     "core": (("edgerec.bundle", "edgerec.errors", "edgerec.limits", "edgerec.cli", "edgerec._archive",
-              "edgerec._table", "edgerec._bundle_info", "edgerec._config", "edgerec._imagesize", "edgerec._versions"),
+              "edgerec._table", "edgerec._bundle_info", "edgerec._config", "edgerec._imagesize", "edgerec._versions", "edgerec.formats"),
              HEAVY + ("cv2", "onnxruntime", "openvino", "ai_edge_litert")),
     "board": (("edgerec.runtime", "edgerec.capture", "edgerec.bench", "edgerec.devices"), HEAVY),
 }

@@ -1,7 +1,8 @@
-"""The format table: which function writes which format, and what each format/precision pair means.
+"""Export's view of the format table (``edgerec.formats``): each format's exporter, the backend that verifies it,
+and the checks on per-format options.
 
-Adding a format is one line here plus one module with the same signature
-(``(src: ExportSource, precision: str, out_dir: Path, **options) -> bundle.Artifact``: the exporter fills the format's contract, the orchestrator the files' hashes).
+An exporter has the signature ``(src: ExportSource, precision: str, out_dir: Path, **options) -> bundle.Artifact``:
+the exporter fills the format's contract, the orchestrator the files' hashes.
 """
 
 from __future__ import annotations
@@ -10,21 +11,15 @@ import importlib
 from typing import Callable
 
 from ..errors import ConfigError, suggest
-from ..runtime.backends import FORMAT_BACKENDS
+from ..formats import FORMATS as _TABLE
+from ..formats import PRECISIONS
 
 __all__ = ["FORMATS", "PRECISIONS", "BACKEND_FOR", "exporter", "check_options", "parse_list"]
 
-FORMATS: dict[str, str] = {
-    "tflite": "edgerec.export.tflite_format:export_tflite",
-    "onnx": "edgerec.export.onnx_format:export_onnx",
-    "openvino": "edgerec.export.openvino_format:export_openvino",
-}
+FORMATS: dict[str, str] = {name: f.exporter for name, f in _TABLE.items()}
 
-PRECISIONS: tuple[str, ...] = ("fp32", "fp16", "int8")
-
-# The runtime backend each format is verified with (its own runtime, as on the device): the first of the
-# runtime's own table (``edgerec.runtime.backends.FORMAT_BACKENDS``).
-BACKEND_FOR: dict[str, str] = {fmt: names[0] for fmt, names in FORMAT_BACKENDS.items()}
+# The runtime backend each format is verified with (its own runtime, as on the device): the format's best.
+BACKEND_FOR: dict[str, str] = {name: f.backends[0] for name, f in _TABLE.items()}
 
 
 def exporter(name: str) -> Callable:

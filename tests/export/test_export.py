@@ -198,3 +198,20 @@ def test_recorded_outputs_and_tolerances(tiny_bundle):
         assert len(out) == len(m.check_images) and len(out[0]) == len(m.labels)
         tol = ref["artifact_check_tolerance"][a.key]
         assert tol["abs"] > 0 and ("quantization steps" in tol["basis"]) == (a.precision == "int8")
+
+
+def test_every_artifact_matches_its_record_in_the_format_table(tiny_bundle):
+    """``edgerec.formats`` is what export, runtime, bench and doctor read: the files written must match it."""
+    from edgerec.formats import FORMATS
+    from edgerec.runtime.backends import open_backend
+
+    seen = set()
+    for a in tiny_bundle.manifest.artifacts:
+        if a.status != "ok":
+            continue
+        rec = FORMATS[a.format]
+        assert a.file.endswith(rec.suffix), (a.key, a.file)
+        with open_backend(tiny_bundle.dir / a.file, a, backend=rec.backends[0], threads=1) as be:
+            assert be.dynamic_batch is rec.dynamic_batch, a.key
+        seen.add(a.format)
+    assert seen == set(FORMATS)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ...bundle import Artifact
 from ...errors import BackendError, MissingDependencyError, suggest
+from ...formats import FORMATS
 from .base import Backend
 
 __all__ = ["BACKENDS", "FORMAT_BACKENDS", "Backend", "backend_class", "open_backend", "installed_backends", "candidates"]
@@ -21,12 +22,8 @@ BACKENDS: dict[str, str] = {
     "openvino": "edgerec.runtime.backends.ov_backend:OpenVINOBackend",
 }
 
-# Which backends can run which format, best first.
-FORMAT_BACKENDS: dict[str, tuple[str, ...]] = {
-    "tflite": ("litert",),
-    "onnx": ("onnxruntime", "openvino"),
-    "openvino": ("openvino",),
-}
+# Which backends can run which format, best first (from the format table, ``edgerec.formats``).
+FORMAT_BACKENDS: dict[str, tuple[str, ...]] = {name: f.backends for name, f in FORMATS.items()}
 
 
 def backend_class(name: str) -> type[Backend]:
