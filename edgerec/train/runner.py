@@ -294,14 +294,9 @@ def train(cfg: TrainConfig) -> Run:
     >>> run = train(cfg)                                                     # doctest: +SKIP
     >>> run.metrics["test"]["int8"]["accuracy"]                              # doctest: +SKIP
     """
-    import torch
-
     info = dist_info()
     device = select_device(cfg.device, info)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
+    _seed_and_threads(cfg)
     out = _check_out(cfg)
     init_distributed(info, device)
     run_id = time.strftime("%Y%m%d-%H%M%S") + "-" + uuid.uuid4().hex[:6]
@@ -309,23 +304,10 @@ def train(cfg: TrainConfig) -> Run:
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     try:
         data = prepare_data(cfg)
-        if cfg.batch_size is None:  # resolved here, from the training set's size, and saved so that the run repeats
-            from .config import auto_batch_size
-
-            cfg = cfg.replace(batch_size=auto_batch_size(len(data.train), world_size=info.world_size))
-            if info.main:
-                log.info("batch size %d (%d training images%s)", cfg.batch_size, len(data.train),
-                         "" if cfg.batch_size == 64 else ": smaller on a small set, for more steps per epoch")
+        cfg = _resolve_batch_size(cfg, len(data.train), info)
         resume_state = _load_resume(cfg, data.classes)
         if info.main:
-            tmp.mkdir(parents=True)
-            (tmp / "config.yaml").write_text(dump_config(cfg))
-            data.split.save(tmp / "split.json")
-            log.info("data: %d classes, %d train / %d val / %d test images at %dpx; device %s%s", len(data.classes),
-                     len(data.train), len(data.val), len(data.test), cfg.img_size, device,
-                     f", {info.world_size} processes" if info.enabled else "")
-            log.info("input: resize %s (%s); %s", data.input_spec.resize_mode, data.input_spec.interpolation,
-                     data.resize_reason)
+            _start_run_folder(tmp, cfg, data, device, info)
         metrics: dict = {}
         if cfg.folds:
             metrics["cv"] = _cross_validate(cfg, data, device=device, info=info)
@@ -337,68 +319,148 @@ def train(cfg: TrainConfig) -> Run:
                      monitor=monitor)
         if not info.main:
             return Run(out, {}, cfg, result.history)
-        model = result.model
-        from .checkpoint import save_checkpoint
-
-        save_checkpoint(tmp / "best.pt", model.cpu(), model_name=cfg.model, labels=data.classes, task=data.task,
-                        input_spec=data.input_spec, epoch=result.best_epoch, val=result.best_val,
-                        resize_reason=data.resize_reason)
-        model = model.to(device)
+        model = _save_best(tmp / "best.pt", cfg, data, result).to(device)
         history = list(result.history)
-        quantized = ptq_graph = None
-        method = None
-        if cfg.qat:
-            quantized, example, metrics["qat"] = qat_finetune(cfg, data, model, device=device, history=history,
-                                                              monitor=monitor, fp32_val=result.best_val.get("accuracy"))
-            method = "qat"
-        if cfg.ptq:
-            ptq_graph, example = ptq_calibrate(cfg, data, model)
-            if quantized is None:
-                quantized, ptq_graph, method = ptq_graph, None, "ptq"
-        if quantized is not None:
-            from . import qat as Q
-
-            Q.save_quantized(quantized, example, tmp / "quantized.pt2")
-            (tmp / "quantized.json").write_text(json.dumps(
-                {"method": method, "quantizer": cfg.quantizer, "example_shape": list(example.shape)}, indent=1) + "\n")
+        quantized, ptq_graph, method = _quantize(cfg, data, model, tmp, metrics, device=device, history=history,
+                                                 monitor=monitor, fp32_val=result.best_val.get("accuracy"))
         model.eval()
         metrics.update(_evaluate_all(cfg, data, model, quantized, ptq_graph, device=device))
-        final_split = "test" if "test" in metrics else "val"
-        at_chance = monitor.final(metrics[final_split]["fp32"]["accuracy"], split=final_split)
-        metrics["chance"] = chance
-        metrics["warnings"] = monitor.to_list()
-        metrics["history"] = history
-        metrics["best_epoch"] = result.best_epoch
-        metrics["task"] = data.task
-        metrics["labels"] = list(data.classes)
-        if method:
-            metrics["int8_method"] = method
-        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
-        if cfg.plots:
-            _write_plots(tmp, metrics, history, data.classes, data.task)
-        from .models import describe_weights
-
-        info_json = {"run_id": run_id, "status": "complete", "started": started,
-                     "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "dataset_sha256": data.dataset.sha256(),
-                     "data": str(cfg.data), "model": cfg.model, "versions": _versions(),
-                     "weights": describe_weights(cfg.model, cfg.weights),
-                     "input": {"resize_mode": data.input_spec.resize_mode, "interpolation": data.input_spec.interpolation,
-                               "resize_reason": data.resize_reason}}
-        if out.exists():
-            shutil.rmtree(out)  # only reached with --overwrite (checked above)
-        (tmp / "run.json").write_text(json.dumps(info_json, indent=1) + "\n")
-        tmp.rename(out)
+        at_chance = _finish_metrics(metrics, monitor, chance=chance, history=history, best_epoch=result.best_epoch,
+                                    data=data, method=method)
+        _write_results(tmp, metrics, cfg, data)
+        _complete_run_folder(tmp, out, _run_info(cfg, data, run_id=run_id, started=started))
     except BaseException:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
         raise
     finally:
-        if info.enabled:
-            import torch.distributed as dist
-
-            if dist.is_initialized():
-                dist.destroy_process_group()
+        _end_distributed(info)
     return Run(out, metrics, cfg, history, at_chance=at_chance)
+
+
+def _seed_and_threads(cfg: TrainConfig) -> None:
+    import torch
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+
+
+def _end_distributed(info) -> None:
+    if info.enabled:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _resolve_batch_size(cfg: TrainConfig, n_train: int, info) -> TrainConfig:
+    """``cfg`` with ``batch_size: auto`` resolved from the training set's size (saved in config.yaml, so that the
+    run repeats); unchanged when the config names a size."""
+    if cfg.batch_size is not None:
+        return cfg
+    from .config import auto_batch_size
+
+    cfg = cfg.replace(batch_size=auto_batch_size(n_train, world_size=info.world_size))
+    if info.main:
+        log.info("batch size %d (%d training images%s)", cfg.batch_size, n_train,
+                 "" if cfg.batch_size == 64 else ": smaller on a small set, for more steps per epoch")
+    return cfg
+
+
+def _start_run_folder(tmp: Path, cfg: TrainConfig, data: Prepared, device, info) -> None:
+    """Create the incomplete run folder with the resolved config and the split, and say what the run trains on."""
+    tmp.mkdir(parents=True)
+    (tmp / "config.yaml").write_text(dump_config(cfg))
+    data.split.save(tmp / "split.json")
+    log.info("data: %d classes, %d train / %d val / %d test images at %dpx; device %s%s", len(data.classes),
+             len(data.train), len(data.val), len(data.test), cfg.img_size, device,
+             f", {info.world_size} processes" if info.enabled else "")
+    log.info("input: resize %s (%s); %s", data.input_spec.resize_mode, data.input_spec.interpolation,
+             data.resize_reason)
+
+
+def _save_best(path: Path, cfg: TrainConfig, data: Prepared, result):
+    """Save the fp32 phase's best model as ``best.pt``; returns that model (on the CPU)."""
+    from .checkpoint import save_checkpoint
+
+    model = result.model
+    save_checkpoint(path, model.cpu(), model_name=cfg.model, labels=data.classes, task=data.task,
+                    input_spec=data.input_spec, epoch=result.best_epoch, val=result.best_val,
+                    resize_reason=data.resize_reason)
+    return model
+
+
+def _quantize(cfg: TrainConfig, data: Prepared, model, folder: Path, metrics: dict, *, device, history: list,
+              monitor, fp32_val) -> tuple:
+    """``(quantized, ptq_graph, method)``: the int8 model (QAT when asked, else PTQ) saved into ``folder``, and with
+    both asked the PTQ graph too, evaluated beside it. QAT's schedule goes into ``metrics["qat"]``."""
+    quantized = ptq_graph = None
+    method = None
+    if cfg.qat:
+        quantized, example, metrics["qat"] = qat_finetune(cfg, data, model, device=device, history=history,
+                                                          monitor=monitor, fp32_val=fp32_val)
+        method = "qat"
+    if cfg.ptq:
+        ptq_graph, example = ptq_calibrate(cfg, data, model)
+        if quantized is None:
+            quantized, ptq_graph, method = ptq_graph, None, "ptq"
+    if quantized is not None:
+        _save_quantized(folder, quantized, example, method, cfg.quantizer)
+    return quantized, ptq_graph, method
+
+
+def _save_quantized(folder: Path, quantized, example, method: str, quantizer) -> None:
+    """``quantized.pt2`` (the int8 graph) and ``quantized.json`` (how it was made) in the run folder."""
+    from . import qat as Q
+
+    Q.save_quantized(quantized, example, folder / "quantized.pt2")
+    (folder / "quantized.json").write_text(json.dumps(
+        {"method": method, "quantizer": quantizer, "example_shape": list(example.shape)}, indent=1) + "\n")
+
+
+def _finish_metrics(metrics: dict, monitor, *, chance: float, history: list, best_epoch, data: Prepared,
+                    method: str | None) -> bool:
+    """Add the final verdicts and the run's facts to ``metrics``; returns whether the final model is at chance."""
+    final_split = "test" if "test" in metrics else "val"
+    at_chance = monitor.final(metrics[final_split]["fp32"]["accuracy"], split=final_split)
+    metrics["chance"] = chance
+    metrics["warnings"] = monitor.to_list()
+    metrics["history"] = history
+    metrics["best_epoch"] = best_epoch
+    metrics["task"] = data.task
+    metrics["labels"] = list(data.classes)
+    if method:
+        metrics["int8_method"] = method
+    return at_chance
+
+
+def _write_results(folder: Path, metrics: dict, cfg: TrainConfig, data: Prepared) -> None:
+    """``metrics.json``, and the plots when the config asks for them."""
+    (folder / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    if cfg.plots:
+        _write_plots(folder, metrics, metrics["history"], data.classes, data.task)
+
+
+def _run_info(cfg: TrainConfig, data: Prepared, *, run_id: str, started: str) -> dict:
+    """``run.json``: the run's id, times, dataset hash, model, weights, versions and input handling."""
+    from .models import describe_weights
+
+    return {"run_id": run_id, "status": "complete", "started": started,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "dataset_sha256": data.dataset.sha256(),
+            "data": str(cfg.data), "model": cfg.model, "versions": _versions(),
+            "weights": describe_weights(cfg.model, cfg.weights),
+            "input": {"resize_mode": data.input_spec.resize_mode, "interpolation": data.input_spec.interpolation,
+                      "resize_reason": data.resize_reason}}
+
+
+def _complete_run_folder(tmp: Path, out: Path, run_info: dict) -> None:
+    """Write ``run.json`` last and rename the incomplete folder to ``out`` (replacing it: only with --overwrite)."""
+    if out.exists():
+        shutil.rmtree(out)  # only reached with --overwrite (checked in _check_out)
+    (tmp / "run.json").write_text(json.dumps(run_info, indent=1) + "\n")
+    tmp.rename(out)
 
 
 def _write_plots(folder: Path, metrics: dict, history, classes, task: str) -> None:
