@@ -284,11 +284,31 @@ def _deploy_locked(board: Board, bundle: Path, files: dict[str, str], res: Deplo
                    extra: dict[str, bytes] | None = None) -> None:
     extra = extra or {}  # files made here (the pinned deploy profile), uploaded from memory
     # Few round trips: each SSH command costs a fork of sshd and a shell on the board.
-    conn, name, version = board.conn, res.name, res.version
-    models = board.path("models", name)
+    name, version = res.name, res.version
     final = board.path("models", name, version)
     staging = board.path("models", name, f".staging-{version}-{secrets.token_hex(4)}")
     sums = "".join(f"{digest}  {rel}\n" for rel, digest in files.items())
+    _prepare_board(board, files, res, sums=sums, final=final, staging=staging, service=service,
+                   force_upload=force_upload)
+    if not res.skipped_upload:
+        t = time.perf_counter()
+        res.uploaded_bytes = _upload(board.conn, bundle, files, extra, staging, progress)
+        board.conn.put_bytes(sums.encode(), f"{staging}/{_SUMS}")
+        res.seconds["upload"] = round(time.perf_counter() - t, 3)
+        _verify_and_switch(board, res, staging=staging, final=final)
+    else:
+        t = time.perf_counter()
+        board.switch(name, version)
+        res.seconds["switch"] = round(time.perf_counter() - t, 3)
+    _activate(board, res, service=service, health_timeout=health_timeout, keep=keep)
+    res.ok = True
+
+
+def _prepare_board(board: Board, files: dict[str, str], res: DeployResult, *, sums: str, final: str, staging: str,
+                   service: bool, force_upload: bool) -> None:
+    """One command: clear leftovers, read the previous version and the board config, find out whether this exact
+    version is already there (``res.skipped_upload``), else create the staging folders."""
+    conn, models = board.conn, board.path("models", res.name)
     dirs = sorted({str(PurePosixPath(rel).parent) for rel in files if str(PurePosixPath(rel).parent) != "."})
     t = time.perf_counter()
     # leftovers of interrupted deploys (any model) are removed, and only ever under the lock
@@ -311,58 +331,64 @@ def _deploy_locked(board: Board, bundle: Path, files: dict[str, str], res: Deplo
     elif service:
         board.config  # raises "not set up" with the fix; nothing was uploaded
     res.seconds["prepare"] = round(time.perf_counter() - t, 3)
+
+
+def _upload(conn: Connection, bundle: Path, files: dict[str, str], extra: dict[str, bytes], staging: str,
+            progress) -> int:
+    """Every file into ``staging`` (those in ``extra`` from memory), reporting ``progress``; returns the bytes sent."""
+    total = sum(len(extra[rel]) if rel in extra else (bundle / rel).stat().st_size for rel in files)
+    done = 0
+    for rel in files:
+        def cb(sent, _size, _base=done):
+            if progress:
+                progress(_base + sent, total)
+
+        if rel in extra:
+            conn.put_bytes(extra[rel], f"{staging}/{rel}")
+            done += len(extra[rel])
+            continue
+        conn.put(bundle / rel, f"{staging}/{rel}", callback=cb)
+        done += (bundle / rel).stat().st_size
+    return done
+
+
+def _verify_and_switch(board: Board, res: DeployResult, *, staging: str, final: str) -> None:
+    """On the board: check the staged files' hashes and the bundle itself, move it to ``final`` and switch
+    ``current`` to it; a bundle that fails is removed and nothing is switched (``DeployError`` says why)."""
+    conn, name, version = board.conn, res.name, res.version
     t = time.perf_counter()
-
-    if not res.skipped_upload:
-        total = sum(len(extra[rel]) if rel in extra else (bundle / rel).stat().st_size for rel in files)
-        done = 0
-        for rel in files:
-            def cb(sent, _size, _base=done):
-                if progress:
-                    progress(_base + sent, total)
-
-            if rel in extra:
-                conn.put_bytes(extra[rel], f"{staging}/{rel}")
-                done += len(extra[rel])
-                continue
-            conn.put(bundle / rel, f"{staging}/{rel}", callback=cb)
-            done += (bundle / rel).stat().st_size
-        res.uploaded_bytes = done
-        conn.put_bytes(sums.encode(), f"{staging}/{_SUMS}")
-        res.seconds["upload"] = round(time.perf_counter() - t, 3)
-        t = time.perf_counter()
-        trash = board.path("models", name, f".trash-{secrets.token_hex(4)}")
-        # sha256 over every file, then the board's own check (hashes and the self-test on the check images):
-        # a bundle that fails either is removed and `current` never moves
-        commit = (
-            f"cd {q(staging)} && out=$(sha256sum -c --quiet -- {_SUMS} 2>&1) || "
-            f"{{ cd / && rm -rf -- {q(staging)}; printf 'BADSUM %s\\n' \"$out\"; exit 3; }}\n"
-            f"out=$( {board.agent_command('check', staging)} 2>&1) || "
-            f"{{ cd / && rm -rf -- {q(staging)}; printf 'BADCHECK %s\\n' \"$out\"; exit 4; }}\n"
-            f"cd / && if [ -e {q(final)} ]; then mv -T -- {q(final)} {q(trash)}; fi && "
-            f"mv -T -- {q(staging)} {q(final)} && rm -rf -- {q(trash)}\n"
+    trash = board.path("models", name, f".trash-{secrets.token_hex(4)}")
+    # sha256 over every file, then the board's own check (hashes and the self-test on the check images):
+    # a bundle that fails either is removed and `current` never moves
+    commit = (
+        f"cd {q(staging)} && out=$(sha256sum -c --quiet -- {_SUMS} 2>&1) || "
+        f"{{ cd / && rm -rf -- {q(staging)}; printf 'BADSUM %s\\n' \"$out\"; exit 3; }}\n"
+        f"out=$( {board.agent_command('check', staging)} 2>&1) || "
+        f"{{ cd / && rm -rf -- {q(staging)}; printf 'BADCHECK %s\\n' \"$out\"; exit 4; }}\n"
+        f"cd / && if [ -e {q(final)} ]; then mv -T -- {q(final)} {q(trash)}; fi && "
+        f"mv -T -- {q(staging)} {q(final)} && rm -rf -- {q(trash)}\n"
+    )
+    r = conn.run(commit + board.switch_script(name, version), check=False, what="verifying on the board")
+    res.seconds["verify_switch"] = round(time.perf_counter() - t, 3)
+    if "BADSUM" in r.stdout:
+        bad = r.stdout.split("BADSUM", 1)[1].strip() or f"sha256sum exited {r.exit_status}"
+        raise DeployError(
+            f"{conn.target}: sha256 check ON THE BOARD failed, nothing was switched: {bad.splitlines()[0]}",
+            hint="the upload was corrupted in transit; deploy again (check the link / SD card if it repeats)",
         )
-        r = conn.run(commit + board.switch_script(name, version), check=False, what="verifying on the board")
-        res.seconds["verify_switch"] = round(time.perf_counter() - t, 3)
-        if "BADSUM" in r.stdout:
-            bad = r.stdout.split("BADSUM", 1)[1].strip() or f"sha256sum exited {r.exit_status}"
-            raise DeployError(
-                f"{conn.target}: sha256 check ON THE BOARD failed, nothing was switched: {bad.splitlines()[0]}",
-                hint="the upload was corrupted in transit; deploy again (check the link / SD card if it repeats)",
-            )
-        if "BADCHECK" in r.stdout:
-            raise DeployError(f"{conn.target}: the board refused {name} {version}, nothing was switched: "
-                              f"{_check_text(r.stdout.split('BADCHECK', 1)[1])}",
-                              hint="the bundle does not answer on the board as it did at export; `edgerec bundle verify "
-                                   "--run BUNDLE` on the board shows each artifact's numbers")
-        if not r.ok:
-            raise DeployError(f"{conn.target}: switching to {version} failed: {(r.stderr or r.stdout).strip()[-300:]}")
-    else:
-        t = time.perf_counter()
-        board.switch(name, version)
-        res.seconds["switch"] = round(time.perf_counter() - t, 3)
+    if "BADCHECK" in r.stdout:
+        raise DeployError(f"{conn.target}: the board refused {name} {version}, nothing was switched: "
+                          f"{_check_text(r.stdout.split('BADCHECK', 1)[1])}",
+                          hint="the bundle does not answer on the board as it did at export; `edgerec bundle verify "
+                               "--run BUNDLE` on the board shows each artifact's numbers")
+    if not r.ok:
+        raise DeployError(f"{conn.target}: switching to {version} failed: {(r.stderr or r.stdout).strip()[-300:]}")
 
-    # with the service, the board logs the deploy itself (board.activate)
+
+def _activate(board: Board, res: DeployResult, *, service: bool, health_timeout: float, keep: int) -> None:
+    """With the service: restart it and check its health (the board rolls back and logs the deploy itself);
+    without: log the deploy. Then prune old versions either way."""
+    conn, name, version = board.conn, res.name, res.version
     if service:
         t = time.perf_counter()
         res.health = board.activate(name, version, res.previous, health_timeout,
@@ -381,7 +407,6 @@ def _deploy_locked(board: Board, bundle: Path, files: dict[str, str], res: Deplo
         log = f"printf '%s\\n' {q(json.dumps(event))} >> {q(board.path('deploys.jsonl'))}"
         conn.run(f"{log} && {_prune_script(board, name, keep, {version, res.previous})}", what="pruning old versions")
         res.seconds["log_prune"] = round(time.perf_counter() - t, 3)
-    res.ok = True
 
 
 def _rollback_text(health: dict) -> str:
