@@ -295,16 +295,48 @@ def connect(
     ``insecure_accept_new`` (then its key is recorded there); a changed key is always refused.
     ``identity`` must be a key file that exists (``ConfigError`` otherwise, before any network traffic).
     """
-    if identity is not None and not Path(identity).expanduser().is_file():
-        raise ConfigError(f"identity file {identity} does not exist" if not Path(identity).expanduser().exists()
-                          else f"identity {identity} is not a file",
-                          hint="pass the private key file (e.g. --identity ~/.ssh/id_ed25519), or leave --identity out "
-                               "to use the ssh agent and ~/.ssh keys")
+    _check_identity(identity)
     paramiko = require("paramiko", "deploy", purpose="deploying over SSH")
 
     kh = Path(known_hosts).expanduser() if known_hosts else Path("~/.ssh/known_hosts").expanduser()
     client = paramiko.SSHClient()
     revoked = _load_known_hosts(client.get_host_keys(), kh) if kh.is_file() else set()
+    new_keys = _set_host_key_policy(paramiko, client, insecure_accept_new)
+    host, user, port, key = _resolve_address(paramiko, target, identity)
+    try:
+        client.connect(
+            host,
+            port=port,
+            username=user,
+            key_filename=str(Path(key).expanduser()) if key else None,
+            timeout=timeout,
+            banner_timeout=timeout,
+            auth_timeout=timeout,
+        )
+    except (paramiko.SSHException, OSError) as exc:
+        client.close()
+        raise _connect_error(paramiko, exc, target, kh, host=host, port=port, user=user, key=key) from exc
+    server_key = client.get_transport().get_remote_server_key()
+    if server_key.get_base64() in revoked:
+        client.close()
+        raise DeployError(f"{target}: the board's host key is marked @revoked in {kh}; refusing to connect",
+                          hint="the key was revoked on purpose: re-key the board and update known_hosts")
+    if new_keys:
+        _record_new_keys(kh, new_keys)
+    return Connection(client, target)
+
+
+def _check_identity(identity: str | Path | None) -> None:
+    """``ConfigError`` when ``identity`` is given but is not a file."""
+    if identity is not None and not Path(identity).expanduser().is_file():
+        raise ConfigError(f"identity file {identity} does not exist" if not Path(identity).expanduser().exists()
+                          else f"identity {identity} is not a file",
+                          hint="pass the private key file (e.g. --identity ~/.ssh/id_ed25519), or leave --identity out "
+                               "to use the ssh agent and ~/.ssh keys")
+
+
+def _set_host_key_policy(paramiko, client, insecure_accept_new: bool) -> list[tuple[str, object]]:
+    """Refuse unknown hosts, or with ``insecure_accept_new`` accept them; returns the list the accepted keys go to."""
     new_keys: list[tuple[str, object]] = []
     if insecure_accept_new:
         class _Record(paramiko.MissingHostKeyPolicy):
@@ -314,7 +346,11 @@ def connect(
         client.set_missing_host_key_policy(_Record())
     else:
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    return new_keys
 
+
+def _resolve_address(paramiko, target: Target, identity) -> tuple[str, str, int, str | Path | None]:
+    """``(host, user, port, key)`` for ``target``, with ``~/.ssh/config`` applied and the local user by default."""
     host, user, port, key = target.host, target.user, target.port, identity
     cfg_path = Path("~/.ssh/config").expanduser()
     if cfg_path.is_file():  # honour Host aliases, HostName, User, Port, IdentityFile
@@ -328,58 +364,46 @@ def connect(
             key = next((k for k in cfg["identityfile"] if Path(k).expanduser().is_file()), None)
     import getpass
 
-    user = user or getpass.getuser()
-    keyname = f"[{host}]:{port}" if port != 22 else host
-    try:
-        client.connect(
-            host,
-            port=port,
-            username=user,
-            key_filename=str(Path(key).expanduser()) if key else None,
-            timeout=timeout,
-            banner_timeout=timeout,
-            auth_timeout=timeout,
-        )
-    except paramiko.BadHostKeyException as exc:
-        client.close()
-        raise DeployError(
+    return host, user or getpass.getuser(), port, key
+
+
+def _connect_error(paramiko, exc: BaseException, target: Target, kh: Path, *, host: str, port: int, user: str,
+                   key) -> ConfigError | DeployError:
+    """The error that says why ``client.connect`` failed and how to fix it."""
+    if isinstance(exc, paramiko.BadHostKeyException):
+        keyname = f"[{host}]:{port}" if port != 22 else host
+        return DeployError(
             f"{target}: the board's host key CHANGED (got {exc.key.get_name()} "
             f"{exc.key.get_fingerprint().hex()[:16]}…, known_hosts in {kh} says otherwise); refusing to connect",
             hint=f"if the board was reinstalled, remove the old key: ssh-keygen -R '{keyname}' -f {kh}; "
             "otherwise someone may be intercepting the connection",
-        ) from exc
-    except paramiko.SSHException as exc:
-        client.close()
+        )
+    if isinstance(exc, paramiko.SSHException):
         if "not found in known_hosts" in str(exc):
-            raise DeployError(
+            return DeployError(
                 f"{target}: host key unknown (not in {kh}); refusing to connect",
                 hint=f"check the fingerprint and add it (ssh-keyscan -p {port} {host} >> {kh}), "
                 "or pass --insecure-accept-new to trust it on first use",
-            ) from exc
+            )
         if isinstance(exc, paramiko.AuthenticationException):
-            raise DeployError(
+            return DeployError(
                 f"{target}: SSH authentication failed as '{user}'",
                 hint="copy your key to the board (ssh-copy-id) or pass --identity KEYFILE",
-            ) from exc
-        raise DeployError(f"{target}: SSH failed: {exc}") from exc
-    except OSError as exc:
-        client.close()
-        if key and getattr(exc, "filename", None) and Path(exc.filename) == Path(key).expanduser():
-            raise ConfigError(f"cannot read the identity file {key} ({exc.strerror or exc})",
-                              hint="check the key file's path and permissions") from exc
-        raise DeployError(
-            f"{target}: cannot reach {host}:{port} ({exc.strerror or exc})",
-            hint="is the board on, on this network, and running sshd?",
-        ) from exc
-    server_key = client.get_transport().get_remote_server_key()
-    if server_key.get_base64() in revoked:
-        client.close()
-        raise DeployError(f"{target}: the board's host key is marked @revoked in {kh}; refusing to connect",
-                          hint="the key was revoked on purpose: re-key the board and update known_hosts")
-    if new_keys:  # trust on first use: append exactly one line per new key, as ssh's accept-new does
-        kh.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with open(kh, "a") as f:
-            os.chmod(kh, 0o600)
-            for hostname, key in new_keys:
-                f.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
-    return Connection(client, target)
+            )
+        return DeployError(f"{target}: SSH failed: {exc}")
+    if key and getattr(exc, "filename", None) and Path(exc.filename) == Path(key).expanduser():
+        return ConfigError(f"cannot read the identity file {key} ({exc.strerror or exc})",
+                           hint="check the key file's path and permissions")
+    return DeployError(
+        f"{target}: cannot reach {host}:{port} ({exc.strerror or exc})",
+        hint="is the board on, on this network, and running sshd?",
+    )
+
+
+def _record_new_keys(kh: Path, new_keys: list[tuple[str, object]]) -> None:
+    """Trust on first use: append exactly one line per new key to ``kh``, as ssh's accept-new does."""
+    kh.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(kh, "a") as f:
+        os.chmod(kh, 0o600)
+        for hostname, key in new_keys:
+            f.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
