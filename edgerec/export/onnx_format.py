@@ -159,17 +159,7 @@ def fold_weight_quantize(model) -> int:
     import numpy as np
     from onnx import numpy_helper
 
-    inits = _initializers(model)
-    consts = {}
-    for node in model.graph.node:
-        if node.op_type == "Constant" and node.attribute and node.attribute[0].name == "value":
-            consts[node.output[0]] = numpy_helper.to_array(node.attribute[0].t)
-
-    def value(name):
-        if name in inits:
-            return numpy_helper.to_array(inits[name])
-        return consts.get(name)
-
+    value = _constant_lookup(model)
     keep, folded = [], 0
     new_inits = []
     ints: dict = {}  # folded int8 weights by name, for the Clip after them
@@ -218,75 +208,19 @@ def fold_pads_into_convs(model) -> int:
     quantize of a whole feature map. A convolution pads with real zero (``QLinearConv`` with the input's
     zero point), so folding is exact: the conv reads the first dequantize and pads itself.
     """
-    import numpy as np
-    from onnx import helper, numpy_helper
-
-    inits = _initializers(model)
-    consts = {n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in model.graph.node
-              if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"}
+    value = _constant_lookup(model)
     producer = {o: n for n in model.graph.node for o in n.output}
-    readers: dict[str, int] = {}
-    for n in model.graph.node:
-        for i in n.input:
-            readers[i] = readers.get(i, 0) + 1
-    for o in model.graph.output:
-        readers[o.name] = readers.get(o.name, 0) + 1
-
-    def value(name):
-        if name in inits:
-            return numpy_helper.to_array(inits[name])
-        return consts.get(name)
-
-    def only_reader(name):
-        return readers.get(name, 0) == 1
-
-    def spatial_zero_pad(pad):
-        """(top, left, bottom, right) of a constant zero pad of H and W only, else None."""
-        mode = next((a.s.decode() for a in pad.attribute if a.name == "mode"), "constant")
-        if mode != "constant" or len(pad.input) > 3 and pad.input[3]:  # no axes input: all axes listed
-            return None
-        if len(pad.input) > 2 and pad.input[2]:
-            fill = value(pad.input[2])
-            if fill is None or np.any(fill != 0):
-                return None
-        pads = value(pad.input[1])
-        if pads is None or pads.shape != (8,) or np.any(pads < 0) or np.any(pads[[0, 1, 4, 5]] != 0):
-            return None
-        return [int(v) for v in pads[[2, 3, 6, 7]]]
-
-    def same_quant(a, b):
-        va, vb = [value(n) for n in a.input[1:3]], [value(n) for n in b.input[1:3]]
-        return len(va) == len(vb) and all(x is not None and y is not None and x.dtype == y.dtype
-                                          and np.array_equal(x, y) for x, y in zip(va, vb))
-
+    readers = _reader_counts(model)
     drop: set[str] = set()  # outputs of the nodes folded away
     folded = 0
     for conv in model.graph.node:
         attrs = {a.name: a for a in conv.attribute}
         if conv.op_type != "Conv" or ("auto_pad" in attrs and attrs["auto_pad"].s not in (b"", b"NOTSET")):
             continue
-        chain, source = [], producer.get(conv.input[0])
-        if source is not None and source.op_type == "DequantizeLinear" and only_reader(conv.input[0]):
-            q = producer.get(source.input[0])
-            pad = producer.get(q.input[0]) if q is not None and q.op_type == "QuantizeLinear" else None
-            first = producer.get(pad.input[0]) if pad is not None and pad.op_type == "Pad" else None
-            if (first is None or first.op_type != "DequantizeLinear" or not same_quant(first, q)
-                    or not same_quant(q, source) or not only_reader(q.output[0]) or not only_reader(pad.output[0])):
-                continue
-            chain = [pad, q, source]
-        elif source is not None and source.op_type == "Pad" and only_reader(conv.input[0]):
-            chain = [source]
-        else:
+        chain = _pad_chain(conv, producer, readers, value)
+        extra = _spatial_zero_pad(chain[0], value) if chain else None  # top, left, bottom, right: Conv's 2-D order
+        if extra is None or not _add_conv_pads(conv, attrs, extra):
             continue
-        extra = spatial_zero_pad(chain[0])  # top, left, bottom, right: the order of Conv's 2-D pads
-        old = list(attrs["pads"].ints) if "pads" in attrs else [0, 0, 0, 0]
-        if extra is None or len(old) != 4:
-            continue
-        new = [a + b for a, b in zip(old, extra)]
-        if "pads" in attrs:
-            attrs["pads"].ints[:] = new
-        else:
-            conv.attribute.append(helper.make_attribute("pads", new))
         conv.input[0] = chain[0].input[0]
         drop.update(n.output[0] for n in chain)
         folded += 1
@@ -296,6 +230,98 @@ def fold_pads_into_convs(model) -> int:
         model.graph.node.extend(nodes)
         _drop_unused(model)
     return folded
+
+
+def _constant_lookup(model):
+    """A function from a tensor name to its value (an initializer or a ``Constant`` output), None if computed."""
+    from onnx import numpy_helper
+
+    inits = _initializers(model)
+    consts = {n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in model.graph.node
+              if n.op_type == "Constant" and n.attribute and n.attribute[0].name == "value"}
+
+    def value(name):
+        if name in inits:
+            return numpy_helper.to_array(inits[name])
+        return consts.get(name)
+
+    return value
+
+
+def _reader_counts(model) -> dict[str, int]:
+    """How many node inputs and graph outputs read each tensor."""
+    readers: dict[str, int] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            readers[i] = readers.get(i, 0) + 1
+    for o in model.graph.output:
+        readers[o.name] = readers.get(o.name, 0) + 1
+    return readers
+
+
+def _pad_chain(conv, producer: dict, readers: dict[str, int], value) -> list | None:
+    """The nodes a fold removes before ``conv``, the ``Pad`` first; None when there are none.
+
+    Either ``[Pad]`` feeding the conv directly, or ``[Pad, QuantizeLinear, DequantizeLinear]`` when the pad sits
+    between QDQ pairs with one scale and zero point on both sides. Each tensor in the chain has one reader only.
+    """
+    def only_reader(name):
+        return readers.get(name, 0) == 1
+
+    source = producer.get(conv.input[0])
+    if source is not None and source.op_type == "DequantizeLinear" and only_reader(conv.input[0]):
+        q = producer.get(source.input[0])
+        pad = producer.get(q.input[0]) if q is not None and q.op_type == "QuantizeLinear" else None
+        first = producer.get(pad.input[0]) if pad is not None and pad.op_type == "Pad" else None
+        if (first is None or first.op_type != "DequantizeLinear" or not _same_quant(first, q, value)
+                or not _same_quant(q, source, value) or not only_reader(q.output[0])
+                or not only_reader(pad.output[0])):
+            return None
+        return [pad, q, source]
+    if source is not None and source.op_type == "Pad" and only_reader(conv.input[0]):
+        return [source]
+    return None
+
+
+def _same_quant(a, b, value) -> bool:
+    """Whether two quantize/dequantize nodes have equal constant scales and zero points."""
+    import numpy as np
+
+    va, vb = [value(n) for n in a.input[1:3]], [value(n) for n in b.input[1:3]]
+    return len(va) == len(vb) and all(x is not None and y is not None and x.dtype == y.dtype
+                                      and np.array_equal(x, y) for x, y in zip(va, vb))
+
+
+def _spatial_zero_pad(pad, value) -> list[int] | None:
+    """(top, left, bottom, right) of a constant zero pad of H and W only, else None."""
+    import numpy as np
+
+    mode = next((a.s.decode() for a in pad.attribute if a.name == "mode"), "constant")
+    if mode != "constant" or len(pad.input) > 3 and pad.input[3]:  # no axes input: all axes listed
+        return None
+    if len(pad.input) > 2 and pad.input[2]:
+        fill = value(pad.input[2])
+        if fill is None or np.any(fill != 0):
+            return None
+    pads = value(pad.input[1])
+    if pads is None or pads.shape != (8,) or np.any(pads < 0) or np.any(pads[[0, 1, 4, 5]] != 0):
+        return None
+    return [int(v) for v in pads[[2, 3, 6, 7]]]
+
+
+def _add_conv_pads(conv, attrs: dict, extra: list[int]) -> bool:
+    """Adds ``extra`` to a 2-D conv's ``pads``; False, with the conv unchanged, when its pads are not 2-D."""
+    from onnx import helper
+
+    old = list(attrs["pads"].ints) if "pads" in attrs else [0, 0, 0, 0]
+    if len(old) != 4:
+        return False
+    new = [a + b for a, b in zip(old, extra)]
+    if "pads" in attrs:
+        attrs["pads"].ints[:] = new
+    else:
+        conv.attribute.append(helper.make_attribute("pads", new))
+    return True
 
 
 def uint8_activations(model) -> int:
