@@ -51,6 +51,11 @@ class QATConfig:
     freeze_bn_epoch: float = 0.6  # fraction of the phase after which BatchNorm statistics stop updating
     freeze_observers_epoch: float = 0.8  # ... and quantization ranges stop moving
     max_steps: int | None = None  # cap per epoch (tests, quick looks)
+    # Knowledge distillation from the float model: the loss is this share of the KL divergence from the float
+    # model's answers (at ``distill_temperature``) plus the rest of the label loss. 0: labels only.
+    distill: float = 0.0
+    distill_temperature: float = 2.0
+    min_steps: int = 0  # on small sets, more epochs until the phase has at least this many steps
 
 
 @dataclass(frozen=True)

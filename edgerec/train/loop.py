@@ -70,6 +70,31 @@ def make_loss(task: str, *, label_smoothing: float = 0.0, class_weight=None, pos
     return torch.nn.CrossEntropyLoss(weight=class_weight, label_smoothing=label_smoothing)
 
 
+class DistillLoss:
+    """``(1 - share) * label_loss + share * T² · KL(teacher ‖ student)`` at temperature T (Hinton et al., 2015).
+
+    Single-label: softmax over classes. Multi-label: each output is its own yes/no, so the soft targets are the
+    teacher's sigmoids and the divergence is their binary cross-entropy. Called as ``loss(student, y, teacher)``.
+    """
+
+    def __init__(self, label_loss, task: str, *, share: float, temperature: float):
+        self.label_loss, self.task, self.share, self.t = label_loss, task, float(share), float(temperature)
+
+    def __call__(self, student, y, teacher):
+        import torch.nn.functional as F
+
+        t = self.t
+        if self.task == "multi_label":
+            soft = F.binary_cross_entropy_with_logits(student / t, (teacher / t).sigmoid())
+        else:
+            soft = F.kl_div(F.log_softmax(student / t, 1), F.log_softmax(teacher / t, 1), reduction="batchmean",
+                            log_target=True)
+        soft = soft * (t * t)
+        if self.share >= 1.0:
+            return soft
+        return (1.0 - self.share) * self.label_loss(student, y) + self.share * soft
+
+
 def set_bn_momentum(model, momentum: float) -> int:
     """Override every BatchNorm's momentum (torchvision's MobileNetV3 uses 0.01, too slow for short runs)."""
     import torch
@@ -92,7 +117,10 @@ class EpochResult:
 class StepRunner:
     """Owns model, optimiser, scheduler, scaler; ``run_epoch`` does one pass over the given sample order."""
 
-    def __init__(self, model, optimizer, scheduler, loss_fn, prep: Normalizer, *, amp: bool = False, forward=None):
+    def __init__(self, model, optimizer, scheduler, loss_fn, prep: Normalizer, *, amp: bool = False, forward=None,
+                 teacher=None):
+        """``teacher``: a frozen model whose logits on the same augmented batch go to ``loss_fn`` as a third
+        argument (``DistillLoss``)."""
         import torch
 
         self.model = model
@@ -104,6 +132,7 @@ class StepRunner:
         self.amp = bool(amp and self.device.type == "cuda")
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
         self.forward = forward or model
+        self.teacher = teacher
 
     def step(self, xb_u8, yb) -> "object":
         import torch
@@ -112,7 +141,12 @@ class StepRunner:
         y = yb.to(self.device, non_blocking=True)
         ctx = torch.autocast("cuda", dtype=torch.float16) if self.amp else nullcontext()
         with ctx:
-            loss = self.loss_fn(self.forward(x), y)
+            if self.teacher is None:
+                loss = self.loss_fn(self.forward(x), y)
+            else:
+                with torch.no_grad():
+                    soft = self.teacher(x)
+                loss = self.loss_fn(self.forward(x), y, soft)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)

@@ -248,7 +248,7 @@ def qat_finetune(cfg: TrainConfig, data: Prepared, model, *, device, history: li
 
     from . import qat as Q
     from .augment import BatchAugment
-    from .loop import Normalizer, cosine_with_warmup, make_loss, predict, StepRunner
+    from .loop import DistillLoss, Normalizer, cosine_with_warmup, make_loss, predict, StepRunner
     from .metrics import compute_metrics
 
     qc = cfg.qat_cfg
@@ -263,11 +263,17 @@ def qat_finetune(cfg: TrainConfig, data: Prepared, model, *, device, history: li
     n_train = len(data.train)
     info1 = DistInfo()
     spe = _steps_per_epoch(n_train, cfg.batch_size, info1, qc.max_steps)
-    total = max(1, qc.epochs * spe)
+    epochs = qat_epochs(qc, spe)
+    total = max(1, epochs * spe)
     params = [p for p in gm.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=qc.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     sched = LambdaLR(opt, cosine_with_warmup(total, 0))
-    runner = StepRunner(gm, opt, sched, make_loss(data.task, label_smoothing=cfg.label_smoothing), prep)
+    loss_fn = make_loss(data.task, label_smoothing=cfg.label_smoothing)
+    teacher = None
+    if qc.distill > 0:  # the float model teaches its int8 copy its own answers, on the same augmented batch
+        loss_fn = DistillLoss(loss_fn, data.task, share=qc.distill, temperature=qc.distill_temperature)
+        teacher = copy.deepcopy(model).to(qdev).eval().requires_grad_(False)
+    runner = StepRunner(gm, opt, sched, loss_fn, prep, teacher=teacher)
     bn_at, obs_at = int(qc.freeze_bn_epoch * total), int(qc.freeze_observers_epoch * total)
     state = {"step": 0, "bn": False, "obs": False}
     schedule = {"steps": total, "bn_frozen_at_step": None, "observers_frozen_at_step": None}
@@ -286,11 +292,11 @@ def qat_finetune(cfg: TrainConfig, data: Prepared, model, *, device, history: li
 
     show = cfg.progress
     val_loss_fn = make_loss(data.task)
-    for ep in range(qc.epochs):
+    for ep in range(epochs):
         Q.move_to_train(gm)
         order = shard_indices(n_train, epoch=10_000 + ep, seed=cfg.seed, info=info1)
         t0 = time.perf_counter()
-        bar = tqdm(total=min(n_train, spe * cfg.batch_size), desc=f"qat {ep + 1}/{qc.epochs}", unit="img", leave=False, disable=not show)
+        bar = tqdm(total=min(n_train, spe * cfg.batch_size), desc=f"qat {ep + 1}/{epochs}", unit="img", leave=False, disable=not show)
         res = runner.run_epoch(data.train.images, data.train.targets, order, cfg.batch_size, max_steps=qc.max_steps,
                                bar=bar, before_step=before_step)
         bar.close()
@@ -307,12 +313,20 @@ def qat_finetune(cfg: TrainConfig, data: Prepared, model, *, device, history: li
                      100 * vm["accuracy"])
         if monitor is not None and monitor.epoch(history[-1]):
             break
-    if monitor is not None and fp32_val is not None and qc.epochs > 0 and history and history[-1]["phase"] == "qat":
+    if monitor is not None and fp32_val is not None and epochs > 0 and history and history[-1]["phase"] == "qat":
         monitor.qat(fp32_val, history[-1]["val_accuracy"], epoch=history[-1]["epoch"], model=cfg.model)
     Q.move_to_eval(gm)
     gm = gm.to("cpu")
     schedule["steps"] = state["step"]
     return Q.convert(gm), example.cpu(), schedule
+
+
+def qat_epochs(qc, steps_per_epoch: int) -> int:
+    """``qc.epochs``, or more on a small set until the phase has ``qc.min_steps`` optimizer steps (not when
+    ``qc.max_steps`` caps the epochs: a quick look stays quick)."""
+    if qc.epochs <= 0 or qc.min_steps <= 0 or qc.max_steps:
+        return max(0, qc.epochs)
+    return max(qc.epochs, math.ceil(qc.min_steps / max(1, steps_per_epoch)))
 
 
 def ptq_calibrate(cfg: TrainConfig, data: Prepared, model):
