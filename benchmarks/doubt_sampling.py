@@ -72,7 +72,7 @@ def make_video(run: Path, path: Path, hold: int, cut: float, seed: int = 0) -> l
             if xe > xs and ye > ys:
                 frame[ys:ye, xs:xe] = digit[ys - y0:ye - y0, xs - x0:xe - x0]
             vw.write(frame)
-            truth.append(rel.split("/")[0])
+            truth.append(Path(rel).parts[-2])  # <class>/file, or <split>/<class>/file in a pre-split folder
     vw.release()
     return truth
 
