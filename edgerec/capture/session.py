@@ -130,79 +130,107 @@ def capture(source, out_dir: str | Path, options: CaptureOptions, *, progress: C
     label = check_label(options.label)
     folder = Path(out_dir) / label
     folder.mkdir(parents=True, exist_ok=True)
-    index = folder / INDEX_NAME
     stop = stop or threading.Event()
     s = CaptureSummary(label, str(folder), count_images(folder), options.target)
-    recent = _recent_hashes(index, options.dedupe_window) if options.dedupe_bits >= 0 else deque()
-    ext = IMAGE_FORMATS[options.image_format][0]
-    host, counter = host_name(), 0
-    clock = _clock(source)
-    where = options.source or str(getattr(source, "target", ""))
-    interval = 1.0 / options.fps if options.fps > 0 else 0.0
-    last_kept: float | None = None
+    out = _ClassFolder(folder, label, options, where=options.source or str(getattr(source, "target", "")))
+    recent = _recent_hashes(out.index, options.dedupe_window) if options.dedupe_bits >= 0 else deque()
     started = time.monotonic()
     try:
-        while True:
-            reason = _stop_reason(s, options, started, stop)
-            if reason:
-                s.stopped_by = reason
-                break
-            try:
-                frame = source.read(timeout=0.25)
-            except SourceError as exc:
-                s.stopped_by, s.message = "source lost", str(exc)
-                break
-            if frame is None:
-                if source.ended:
-                    break
-                continue
-            t = clock(frame)
-            if interval and t is not None and last_kept is not None and t - last_kept < interval:
-                s.rate_skipped += 1
-                continue
-            s.examined += 1
-            image, roi = frame.image, None
-            if options.roi is not None:
-                x, y, w, h = roi = options.roi.pixels(*image.shape[:2])
-                image = image[y:y + h, x:x + w]
-            q = measure(image)
-            why = rejection(q, options.limits)
-            if why is None and any(hamming(q.hash, h) <= options.dedupe_bits for h in recent):
-                why = "duplicate"
-            if why is not None:
-                s.rejected[why] += 1
-                if progress:
-                    progress(s)
-                continue
-            if free_bytes(folder) < options.min_free_mb * 1e6:
-                raise StorageFull(f"less than {options.min_free_mb:g} MB free on the disk holding {folder}",
-                                  hint="free some space, or lower --min-free-mb; everything written before is kept")
-            data = encode_image(image, options.image_format)
-            while True:  # a unique name: never replace a file, even one another process just wrote
-                counter += 1
-                path = folder / f"{frame_stem(time.time(), host, counter)}{ext}"
-                try:
-                    write_new(path, data)
-                    break
-                except FileExistsError:
-                    continue
-            meta = {"file": path.name, "label": label, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(frame.timestamp)),
-                    "timestamp": round(frame.timestamp, 3), "frame": frame.index, "source": where, "host": host,
-                    "roi": list(roi) if roi else None, "frame_size": [frame.image.shape[1], frame.image.shape[0]], **q.to_dict()}
-            try:
-                append_line(index, json.dumps(meta, separators=(",", ":")))
-            except StorageFull:
-                path.unlink(missing_ok=True)  # an image without its metadata line is not kept half-done
-                raise
-            recent.append(q.hash)
-            last_kept = t
-            s.kept += 1
-            s.files.append(str(path))
-            if progress:
-                progress(s)
+        _capture_frames(source, options, s, out, recent, started=started, stop=stop, progress=progress)
     except StorageFull as exc:
         s.stopped_by, s.message = "disk full", str(exc)
     except KeyboardInterrupt:
         s.stopped_by = "Ctrl-C"
     s.seconds = round(time.monotonic() - started, 3)
     return s
+
+
+def _capture_frames(source, options: CaptureOptions, s: CaptureSummary, out: _ClassFolder, recent: deque, *,
+                    started: float, stop: threading.Event, progress: Callable[[CaptureSummary], None] | None) -> None:
+    """Read, rate-limit, examine and keep frames until a reason to stop, which goes into ``s.stopped_by``."""
+    clock = _clock(source)
+    interval = 1.0 / options.fps if options.fps > 0 else 0.0
+    last_kept: float | None = None
+    while True:
+        reason = _stop_reason(s, options, started, stop)
+        if reason:
+            s.stopped_by = reason
+            return
+        try:
+            frame = source.read(timeout=0.25)
+        except SourceError as exc:
+            s.stopped_by, s.message = "source lost", str(exc)
+            return
+        if frame is None:
+            if source.ended:
+                return
+            continue
+        t = clock(frame)
+        if interval and t is not None and last_kept is not None and t - last_kept < interval:
+            s.rate_skipped += 1
+            continue
+        if _examine_and_keep(frame, options, s, out, recent):
+            last_kept = t
+        if progress:
+            progress(s)
+
+
+def _examine_and_keep(frame, options: CaptureOptions, s: CaptureSummary, out: _ClassFolder, recent: deque) -> bool:
+    """Measure a frame (its ROI) and keep it if it is good and not a near-duplicate; counted in ``s`` either way.
+    Returns whether it was kept."""
+    s.examined += 1
+    image, roi = frame.image, None
+    if options.roi is not None:
+        x, y, w, h = roi = options.roi.pixels(*image.shape[:2])
+        image = image[y:y + h, x:x + w]
+    q = measure(image)
+    why = rejection(q, options.limits)
+    if why is None and any(hamming(q.hash, h) <= options.dedupe_bits for h in recent):
+        why = "duplicate"
+    if why is not None:
+        s.rejected[why] += 1
+        return False
+    path = out.keep(frame, image, roi, q)
+    recent.append(q.hash)
+    s.kept += 1
+    s.files.append(str(path))
+    return True
+
+
+class _ClassFolder:
+    """Where a run's kept images go: a free-space check, a new file name for each, and its line in the index."""
+
+    def __init__(self, folder: Path, label: str, options: CaptureOptions, *, where: str):
+        self.folder, self.label, self.options, self.where = folder, label, options, where
+        self.index = folder / INDEX_NAME
+        self.ext = IMAGE_FORMATS[options.image_format][0]
+        self.host, self._counter = host_name(), 0
+
+    def keep(self, frame, image, roi, q) -> Path:
+        """Write ``image`` and its index line; raises ``StorageFull`` with nothing left half-done."""
+        if free_bytes(self.folder) < self.options.min_free_mb * 1e6:
+            raise StorageFull(f"less than {self.options.min_free_mb:g} MB free on the disk holding {self.folder}",
+                              hint="free some space, or lower --min-free-mb; everything written before is kept")
+        path = self._write_new(encode_image(image, self.options.image_format))
+        meta = {"file": path.name, "label": self.label,
+                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(frame.timestamp)),
+                "timestamp": round(frame.timestamp, 3), "frame": frame.index, "source": self.where, "host": self.host,
+                "roi": list(roi) if roi else None, "frame_size": [frame.image.shape[1], frame.image.shape[0]],
+                **q.to_dict()}
+        try:
+            append_line(self.index, json.dumps(meta, separators=(",", ":")))
+        except StorageFull:
+            path.unlink(missing_ok=True)  # an image without its metadata line is not kept half-done
+            raise
+        return path
+
+    def _write_new(self, data: bytes) -> Path:
+        """A unique name: never replace a file, even one another process just wrote."""
+        while True:
+            self._counter += 1
+            path = self.folder / f"{frame_stem(time.time(), self.host, self._counter)}{self.ext}"
+            try:
+                write_new(path, data)
+                return path
+            except FileExistsError:
+                continue
