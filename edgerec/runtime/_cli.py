@@ -31,7 +31,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("target", help="a bundle folder (edgerec.json) or a pipeline .yaml of gated stages")
     p.add_argument("--source", "-s", default=None,
                    help="(default: the --profile's camera) 0, /dev/video0, csi://0, picam://0, rtsp://..., http://..., gst://..., video file, image, folder or glob")
-    g = p.add_argument_group("model")
+    _add_model_flags(p.add_argument_group("model"))
+    _add_answer_flags(p.add_argument_group("answers"))
+    _add_source_flags(p.add_argument_group("source"))
+    _add_sink_flags(p.add_argument_group("sinks"))
+    _add_collect_flags(p.add_argument_group("collect (doubt sampling: frames for a person to label)"))
+    return p
+
+
+def _add_model_flags(g) -> None:
+    """Which artifact, backend and device run the model, and on which part of each frame."""
     g.add_argument("--backend", default="auto", help="auto, litert, onnxruntime, openvino")
     g.add_argument("--format", default="auto", help="auto, tflite, onnx, openvino (auto: see --precision)")
     g.add_argument("--precision", default="auto",
@@ -52,19 +61,28 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-verify", action="store_true", help="skip the sha256 check of the bundle's files")
     g.add_argument("--roi", default=None, metavar="X,Y,W,H",
                    help="classify only this region of each frame: pixels (200,40,480,480) or fractions (0.125,0,0.75,1)")
-    g = p.add_argument_group("answers")
+
+
+def _add_answer_flags(g) -> None:
+    """How scores become the answer: threshold, top-k, smoothing."""
     g.add_argument("--threshold", type=float, default=None, help="under this score the label is 'unknown' (multi-label: per label, default 0.5)")
     g.add_argument("--top-k", type=int, default=5)
     g.add_argument("--smooth", type=int, default=0, metavar="N", help="smooth over the last N frames")
     g.add_argument("--smooth-mode", default="mean", help="mean (average scores) or majority (vote)")
-    g = p.add_argument_group("source")
+
+
+def _add_source_flags(g) -> None:
+    """Camera, stream or file settings."""
     g.add_argument("--width", type=int, default=None)
     g.add_argument("--height", type=int, default=None)
     g.add_argument("--fps", type=float, default=None)
     g.add_argument("--loop", action="store_true", help="start files again at the end")
     g.add_argument("--max-frames", type=int, default=None)
     g.add_argument("--retries", type=int, default=None, help="live sources: reconnect attempts before giving up (default: forever)")
-    g = p.add_argument_group("sinks")
+
+
+def _add_sink_flags(g) -> None:
+    """Where the results go, and the status line and summary."""
     g.add_argument("--jsonl", default=None, metavar="PATH", help="JSON lines to PATH ('-' = stdout; the default when no other sink is given)")
     g.add_argument("--csv", default=None, metavar="PATH")
     g.add_argument("--save-video", default=None, metavar="PATH", help="annotated video (.mp4, .avi, .mkv)")
@@ -74,7 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--status", dest="status", action="store_true", default=None, help="force the live status line")
     g.add_argument("--no-status", dest="status", action="store_false")
     g.add_argument("--summary-json", default=None, metavar="PATH", help="write the end-of-run summary as JSON")
-    g = p.add_argument_group("collect (doubt sampling: frames for a person to label)")
+
+
+def _add_collect_flags(g) -> None:
+    """--collect: frames the model doubts, saved for a person to label."""
     g.add_argument("--collect", default=None, metavar="DIR", help="save the frames the model doubts into DIR, each with "
                    "its prediction beside it (DIR/<time>_<host>_<n>.jpg + .json; see edgerec data review)")
     g.add_argument("--collect-below", type=float, default=0.6, metavar="S", help="top score under S (default 0.6; 0: off)")
@@ -86,7 +107,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="cap on DIR's size; over it, frames already pulled go first, then the oldest (default 500)")
     g.add_argument("--collect-min-free-mb", type=float, default=200.0, metavar="MB",
                    help="never save when the disk has less free (default 200)")
-    return p
 
 
 def _collect_policy(args):
@@ -136,11 +156,23 @@ def _check_outputs(args) -> None:
 
 
 def main(argv: list[str]) -> int:
+    """``edgerec run``: check the flags, run the model on the source into the sinks, print the summary."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    policy = _resolve_options(args)
+    summary, collector, src = _run(args, policy)
+    _report(args, summary, collector)
+    if src.opening:
+        _leave_now()
+    return 0
+
+
+def _resolve_options(args):
+    """Check the flags and fill in what they leave open (ROI, threads, the --profile's camera) in ``args``,
+    before the model loads; returns the --collect policy, or None."""
     from ..limits import resolve_threads
     from .sinks.http import check_port
 
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if args.top_k < 1:
         raise ConfigError("--top-k must be at least 1")
     if args.roi is not None:
@@ -163,25 +195,21 @@ def main(argv: list[str]) -> int:
         from ..devices.device_profile import load_profile
 
         args.source = load_profile(args.profile).camera_uri
+    return policy
+
+
+def _run(args, policy):
+    """Load the model, open the source and the sinks, and run the loop until the end, a limit or SIGTERM;
+    returns the loop's summary, the --collect sink (or None) and the source."""
     from .loop import run_loop
-    from .pipeline import load_pipeline
     from .sources import open_source
 
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     sinks, collector = [], None
     try:
-        with load_pipeline(args.target, backend=args.backend, format=args.format, precision=args.precision,
-                           threads=args.threads, device=args.device, profile=args.profile, verify=not args.no_verify,
-                           threshold=args.threshold, top_k=args.top_k, smoothing=args.smooth,
-                           smoothing_mode=args.smooth_mode, roi=args.roi, accuracy_tolerance=args.accuracy_tolerance,
-                           bench_store=args.bench_store, choice_cache=not args.retime,
-                           deploy_profile=False if str(args.deploy_profile).lower() == "none" else args.deploy_profile) as pipe:
-            for line in pipe.describe():
-                print(f"model  {line}", file=sys.stderr)
-            for spec, clf in pipe.stages:
-                if clf.choice is not None:
-                    print(f"choice {spec.name}: {clf.choice}", file=sys.stderr)
+        with _load_pipeline(args) as pipe:
+            _print_model(pipe)
             # stop: a SIGTERM during the first open (a stream can take its 10 s open timeout) ends the run
             src = open_source(args.source, width=args.width, height=args.height, fps=args.fps, loop=args.loop,
                               retries=args.retries, cancel=stop)
@@ -201,6 +229,32 @@ def main(argv: list[str]) -> int:
         for s in sinks:
             s.close()
         signal.signal(signal.SIGTERM, previous)
+    return summary, collector, src
+
+
+def _load_pipeline(args):
+    """The model flags -> the (not yet entered) pipeline."""
+    from .pipeline import load_pipeline
+
+    return load_pipeline(args.target, backend=args.backend, format=args.format, precision=args.precision,
+                         threads=args.threads, device=args.device, profile=args.profile, verify=not args.no_verify,
+                         threshold=args.threshold, top_k=args.top_k, smoothing=args.smooth,
+                         smoothing_mode=args.smooth_mode, roi=args.roi, accuracy_tolerance=args.accuracy_tolerance,
+                         bench_store=args.bench_store, choice_cache=not args.retime,
+                         deploy_profile=False if str(args.deploy_profile).lower() == "none" else args.deploy_profile)
+
+
+def _print_model(pipe) -> None:
+    """What was loaded, and which artifact each stage chose, on stderr."""
+    for line in pipe.describe():
+        print(f"model  {line}", file=sys.stderr)
+    for spec, clf in pipe.stages:
+        if clf.choice is not None:
+            print(f"choice {spec.name}: {clf.choice}", file=sys.stderr)
+
+
+def _report(args, summary, collector) -> None:
+    """The end-of-run summary on stderr, and in --summary-json when asked."""
     print(summary.table(), file=sys.stderr)
     collected = collector.stats if collector is not None else None
     if collected is not None:
@@ -212,11 +266,12 @@ def main(argv: list[str]) -> int:
         except OSError as exc:  # checked at the start; the folder may have gone during the run
             raise ConfigError(f"cannot write --summary-json {args.summary_json}: {exc.strerror or exc}",
                               hint="the summary is printed above") from exc
-    if src.opening:
-        # stopped while the stream was opening: that open is still inside FFmpeg, which cannot be interrupted,
-        # and a normal exit would unload the libraries under it (an abort). Everything is written: leave now.
-        logging.shutdown()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
-    return 0
+
+
+def _leave_now() -> None:
+    """Stopped while the stream was opening: that open is still inside FFmpeg, which cannot be interrupted,
+    and a normal exit would unload the libraries under it (an abort). Everything is written: leave now."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
