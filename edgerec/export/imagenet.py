@@ -284,21 +284,12 @@ def export_imagenet(out, *, model: str = "efficientnet_lite0", images=None,
     import torch
 
     from ..runtime.adapters import normalize
-    from ..train.models import build_model, describe_weights
+    from ..train.models import build_model
     from ._orchestrate import _ptq, _write_bundle
     from ._types import ExportSource
-    from .formats import FORMATS, PRECISIONS, parse_list
     from .verify import torch_logits
 
-    if model not in IMAGENET_MODELS:
-        from ..errors import suggest
-
-        raise ModelError(f"no ImageNet bundle for model '{model}'{suggest(model, IMAGENET_MODELS)}",
-                         hint=f"one of {', '.join(IMAGENET_MODELS)}")
-    fmts = parse_list(formats, tuple(FORMATS), what="format")
-    precs = parse_list(precisions, PRECISIONS, what="precision")
-    if calib < 1 or max_eval < 1:
-        raise ConfigError("calib and max_eval must be at least 1")
+    fmts, precs = _checked_arguments(model, formats, precisions, calib, max_eval)
     if threads:
         torch.set_num_threads(int(threads))
     sets = folder_photo_sets(images) if images is not None else sample_photo_sets()
@@ -313,35 +304,65 @@ def export_imagenet(out, *, model: str = "efficientnet_lite0", images=None,
     pseudo = reference.argmax(1)
     example = torch.from_numpy(np.ascontiguousarray(normalize(ver.images[:1], spec).transpose(0, 3, 1, 2)))
     quantized = _ptq(net, example, cal.images, spec, progress=progress) if cal is not None else None
-    calib_sha = None
-    if cal is not None:
-        h = hashlib.sha256()
-        for photo, k, box in cal.rows:
-            h.update(f"{sets.names[photo]}#{k}:{box}".encode() + b"\0")
-        h.update(cal.images.tobytes())
-        calib_sha = h.hexdigest()
+    calib_sha = _calibration_sha256(cal, sets.names) if cal is not None else None
 
     src = ExportSource(model=net, labels=labels, task="single_label", input_spec=spec, example=example,
                        quantized=quantized, quant_method="ptq" if quantized is not None else None,
                        calib_images=cal.images if cal is not None else None, eval_images=ver.images,
                        eval_labels=pseudo, name=f"imagenet-{model}", version="1", model_name=model)
-    photos = sets.describe()
-    # no run and no dataset; None values would be dropped on writing, so they are left out here
-    provenance = {
-        "model": model,
-        "weights": describe_weights(model, "imagenet"),
-        **({"calibration_sha256": calib_sha, "quantization": src.quant_method} if calib_sha else {}),
-        "calibration_images": len(cal.rows) if cal is not None else 0,
-        "resize_reason": "the weights' input contract: centre crop at their native size",
-        "photos": {**photos, "calibration_images": len(cal.rows) if cal is not None else 0,
-                   "verification_images": len(ver.rows),
-                   "crops": "each photo, then crops of it: 1:1, 4:3, 16:9 at 100/70/50 % of the largest box, "
-                            "centre and corners (edgerec.export.imagenet.crop_boxes)"},
-    }
     return _write_bundle(
-        src, out=Path(out), formats=fmts, precisions=precs, provenance=provenance,
+        src, out=Path(out), formats=fmts, precisions=precs,
+        provenance=_provenance(model, sets, cal, ver, calib_sha, src.quant_method),
         checks=_check_writer(ver, labels, pseudo, sets.names), reference=reference,
         reference_extra={"pseudo_labels": "PyTorch fp32 top-1 (these photos have no ground-truth labels)"},
         max_int8_drop=max_int8_drop, min_agreement=min_agreement, threads=threads, check_images=check_images,
         archive=archive, strict=strict, progress=progress, options=options,
     )
+
+
+def _checked_arguments(model: str, formats, precisions, calib: int, max_eval: int) -> tuple[tuple, tuple]:
+    """``export_imagenet``'s arguments checked before anything loads; returns the parsed formats and precisions."""
+    from .formats import FORMATS, PRECISIONS, parse_list
+
+    if model not in IMAGENET_MODELS:
+        from ..errors import suggest
+
+        raise ModelError(f"no ImageNet bundle for model '{model}'{suggest(model, IMAGENET_MODELS)}",
+                         hint=f"one of {', '.join(IMAGENET_MODELS)}")
+    fmts = parse_list(formats, tuple(FORMATS), what="format")
+    precs = parse_list(precisions, PRECISIONS, what="precision")
+    if calib < 1 or max_eval < 1:
+        raise ConfigError("calib and max_eval must be at least 1")
+    return fmts, precs
+
+
+def _calibration_sha256(cal: _Crops, names: dict) -> str:
+    """One hash of the calibration set: each crop's photo, number and box, then the pixels int8 was calibrated on."""
+    h = hashlib.sha256()
+    for photo, k, box in cal.rows:
+        h.update(f"{names[photo]}#{k}:{box}".encode() + b"\0")
+    h.update(cal.images.tobytes())
+    return h.hexdigest()
+
+
+def _provenance(model: str, sets: PhotoSets, cal: _Crops | None, ver: _Crops, calib_sha: str | None,
+                quant_method: str | None) -> dict:
+    """The manifest's provenance: the weights, the photos and crops used, and the calibration set's hash.
+
+    There is no run and no dataset; None values would be dropped on writing, so they are left out here.
+    """
+    from ..train.models import describe_weights
+
+    photos = sets.describe()
+    calibration_images = len(cal.rows) if cal is not None else 0
+    return {
+        "model": model,
+        "weights": describe_weights(model, "imagenet"),
+        **({"calibration_sha256": calib_sha, "quantization": quant_method} if calib_sha else {}),
+        "calibration_images": calibration_images,
+        "resize_reason": "the weights' input contract: centre crop at their native size",
+        "photos": {**photos, "calibration_images": calibration_images,
+                   "verification_images": len(ver.rows),
+                   "crops": "each photo, then crops of it: 1:1, 4:3, 16:9 at 100/70/50 % of the largest box, "
+                            "centre and corners (edgerec.export.imagenet.crop_boxes)"},
+    }
