@@ -99,6 +99,92 @@ class FitResult:
     best_val: dict
 
 
+class _Best:
+    """The best validation epoch so far (accuracy, then lower loss) and a CPU copy of its weights."""
+
+    def __init__(self):
+        self.key, self.state, self.epoch, self.val, self.bad_epochs = (-1.0, -math.inf), None, 0, {}, 0
+
+    def update(self, model, epoch: int, accuracy: float, loss: float) -> None:
+        if (accuracy, -loss) > self.key:
+            self.key = (accuracy, -loss)
+            self.state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+            self.epoch, self.val, self.bad_epochs = epoch, {"accuracy": accuracy, "loss": loss}, 0
+        else:
+            self.bad_epochs += 1
+
+
+def _fit_model(cfg: TrainConfig, n_cls: int, resume_state, device, info: DistInfo):
+    """(model, what the training steps call: the model or its DDP wrapper), on ``device``, seeded."""
+    import torch
+
+    # same initialisation and draws whether or not cross-validation folds ran before this fit
+    torch.manual_seed(cfg.seed)
+    model = _build(cfg, n_cls, resume_state).to(device)
+    if cfg.channels_last and device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    if not info.enabled:
+        return model, model
+    from torch.nn.parallel import DistributedDataParallel as DDP
+
+    return model, DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def _recalibrator(cfg: TrainConfig, model, train_t, prep):
+    """``recalibrate()``: BatchNorm statistics recomputed on the same training images every time (and on every
+    rank), so statistics differ only as the weights do."""
+    import torch
+
+    from .bn import recalibrate_bn
+
+    recal_gen = torch.Generator().manual_seed(cfg.seed + 1)
+    recal_idx = torch.randperm(len(train_t), generator=recal_gen)[:cfg.bn_recal_images].sort().values
+    recal_images = train_t.images[recal_idx] if cfg.bn_recal_images > 0 else train_t.images[:0]
+
+    def recalibrate():
+        # through the training augmentation (bn_recal_augment): the statistics the layers after each BatchNorm
+        # learned to expect (its draws come from training's seeded generator: runs stay reproducible)
+        recal_prep = (lambda x: prep(x, train=True)) if cfg.bn_recal_augment else prep
+        recalibrate_bn(model, recal_images, recal_prep, max_images=cfg.bn_recal_images, batch_size=cfg.batch_size)
+
+    return recalibrate
+
+
+def _phase_params(cfg: TrainConfig, model, phase: str):
+    """(parameters, learning rate) of a phase: the head alone over a frozen backbone, or everything."""
+    from .models import backbone_parameters, head_parameters
+
+    if phase == "head":
+        for p in backbone_parameters(model, cfg.model):
+            p.requires_grad_(False)
+        return head_parameters(model, cfg.model), cfg.lr * cfg.head_lr_mult
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return list(model.parameters()), cfg.lr
+
+
+def _train_mode(model, phase: str) -> None:
+    import torch
+
+    model.train()
+    if phase == "head":  # the frozen backbone keeps its BatchNorm statistics too
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.eval()
+
+
+def _validate(cfg: TrainConfig, data: Prepared, forward, val_t, prep, loss_fn, *, amp: bool) -> tuple[float, dict]:
+    """(val loss, metrics) of ``forward`` (already in eval mode) on ``val_t``."""
+    import torch
+
+    from .loop import predict
+    from .metrics import compute_metrics
+
+    logits = predict(forward, val_t.images, prep, amp=amp)
+    val_loss = float(loss_fn(torch.from_numpy(logits), val_t.targets).item()) if len(val_t) else float("nan")
+    return val_loss, compute_metrics(logits, val_t.targets.numpy(), data.classes, task=data.task, threshold=cfg.threshold)
+
+
 def fit(cfg: TrainConfig, data: Prepared, train_t, val_t, *, device, info: DistInfo, resume_state=None,
          quiet: bool = False, desc: str = "train", monitor=None) -> FitResult:
     """fp32 training: head phase (pretrained weights), then full fine-tuning; best val checkpoint kept.
@@ -113,22 +199,10 @@ def fit(cfg: TrainConfig, data: Prepared, train_t, val_t, *, device, info: DistI
     from tqdm.auto import tqdm
 
     from .augment import BatchAugment
-    from .bn import recalibrate_bn
-    from .loop import Normalizer, StepRunner, cosine_with_warmup, make_loss, predict, to_device_if_fits
-    from .metrics import compute_metrics
-    from .models import backbone_parameters, head_parameters
+    from .loop import Normalizer, StepRunner, cosine_with_warmup, make_loss, to_device_if_fits
 
     n_cls = len(data.classes)
-    # same initialisation and draws whether or not cross-validation folds ran before this fit
-    torch.manual_seed(cfg.seed)
-    model = _build(cfg, n_cls, resume_state).to(device)
-    if cfg.channels_last and device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    fwd = model
-    if info.enabled:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-
-        fwd = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+    model, fwd = _fit_model(cfg, n_cls, resume_state, device, info)
     gen = torch.Generator(device=device).manual_seed(cfg.seed * 7919 + info.rank)
     prep = Normalizer(data.input_spec.mean, data.input_spec.std, device,
                       channels_last=cfg.channels_last and device.type == "cuda",
@@ -142,49 +216,23 @@ def fit(cfg: TrainConfig, data: Prepared, train_t, val_t, *, device, info: DistI
     train_images = to_device_if_fits(train_t.images, device)
     train_targets = train_t.targets.to(train_images.device)
     spe = _steps_per_epoch(n_train, cfg.batch_size, info, cfg.max_steps)
-    pretrained = cfg.weights != "none" and resume_state is None
-    head_epochs = cfg.head_epochs if pretrained else 0
-    phases = [("head", head_epochs), ("fine", cfg.epochs)]
+    head_epochs = cfg.head_epochs if cfg.weights != "none" and resume_state is None else 0
     history: list[dict] = []
-    best = (-1.0, math.inf)
-    best_state, best_epoch, best_val = None, 0, {}
-    bad_epochs = 0
+    best = _Best()
     show = cfg.progress and info.main and not quiet
-    # the same images for every recalibration (and on every rank): statistics differ only as the weights do
-    recal_gen = torch.Generator().manual_seed(cfg.seed + 1)
-    recal_idx = torch.randperm(n_train, generator=recal_gen)[:cfg.bn_recal_images].sort().values
-    recal_images = train_t.images[recal_idx] if cfg.bn_recal_images > 0 else train_t.images[:0]
-
-    def recalibrate():
-        # through the training augmentation (bn_recal_augment): the statistics the layers after each BatchNorm
-        # learned to expect (its draws come from training's seeded generator: runs stay reproducible)
-        recal_prep = (lambda x: prep(x, train=True)) if cfg.bn_recal_augment else prep
-        recalibrate_bn(model, recal_images, recal_prep, max_images=cfg.bn_recal_images, batch_size=cfg.batch_size)
-
+    recalibrate = _recalibrator(cfg, model, train_t, prep)
     epoch = 0
-    stop = False
-    for phase, n_epochs in phases:
-        if n_epochs <= 0 or stop:
+    for phase, n_epochs in (("head", head_epochs), ("fine", cfg.epochs)):
+        if n_epochs <= 0:
             continue
         if phase == "head":
             recalibrate()
-            for p in backbone_parameters(model, cfg.model):
-                p.requires_grad_(False)
-            params, lr = head_parameters(model, cfg.model), cfg.lr * cfg.head_lr_mult
-        else:
-            for p in model.parameters():
-                p.requires_grad_(True)
-            params, lr = list(model.parameters()), cfg.lr
+        params, lr = _phase_params(cfg, model, phase)
         opt = _optimizer(model, cfg, params, lr)
         sched = LambdaLR(opt, cosine_with_warmup(n_epochs * spe, round(cfg.warmup_epochs * spe)))
         runner = StepRunner(fwd, opt, sched, loss_fn, prep, amp=cfg.amp)
         for _ in range(n_epochs):
-            model.train()
-            if phase == "head":
-                # frozen backbone keeps its BatchNorm statistics too
-                for m in model.modules():
-                    if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-                        m.eval()
+            _train_mode(model, phase)
             order = shard_indices(n_train, epoch=epoch, seed=cfg.seed, info=info, weights=sample_w)
             t0 = time.perf_counter()
             bar = tqdm(total=min(len(order), spe * cfg.batch_size), desc=f"{desc} {epoch + 1}/{head_epochs + cfg.epochs}",
@@ -197,9 +245,7 @@ def fit(cfg: TrainConfig, data: Prepared, train_t, val_t, *, device, info: DistI
             if phase != "head":  # the head phase trains with the backbone's (frozen) statistics: keep them
                 recalibrate()
             model.eval()
-            logits = predict(model, val_t.images, prep, amp=cfg.amp)
-            val_loss = float(val_loss_fn(torch.from_numpy(logits), val_t.targets).item()) if len(val_t) else float("nan")
-            vm = compute_metrics(logits, val_t.targets.numpy(), data.classes, task=data.task, threshold=cfg.threshold)
+            val_loss, vm = _validate(cfg, data, model, val_t, prep, val_loss_fn, amp=cfg.amp)
             rec = {"epoch": epoch + 1, "phase": phase, "train_loss": train_loss, "val_loss": val_loss,
                    "val_accuracy": vm["accuracy"], "lr": opt.param_groups[0]["lr"], "seconds": dt,
                    "images_per_s": res.images * info.world_size / max(dt, 1e-9)}
@@ -208,28 +254,57 @@ def fit(cfg: TrainConfig, data: Prepared, train_t, val_t, *, device, info: DistI
                 log.info("%s epoch %3d %-4s  loss %.4f  val loss %.4f  val acc %.2f%%  %.0f img/s", desc, epoch + 1, phase,
                          train_loss, val_loss, 100 * vm["accuracy"], rec["images_per_s"])
             if monitor is not None and monitor.epoch(rec):
-                stop = True
-                break
-            key = (vm["accuracy"], -val_loss)
-            if key > (best[0], -best[1]):
-                best = (vm["accuracy"], val_loss)
-                best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
-                best_epoch, best_val = epoch + 1, {"accuracy": vm["accuracy"], "loss": val_loss}
-                bad_epochs = 0
-            else:
-                bad_epochs += 1
+                return _fit_result(model, history, best)
+            best.update(model, epoch + 1, vm["accuracy"], val_loss)
             epoch += 1
-            if phase == "fine" and cfg.patience and bad_epochs >= cfg.patience:
+            if phase == "fine" and cfg.patience and best.bad_epochs >= cfg.patience:
                 if show:
-                    log.info("early stop: no val improvement for %d epochs (best epoch %d)", cfg.patience, best_epoch)
+                    log.info("early stop: no val improvement for %d epochs (best epoch %d)", cfg.patience, best.epoch)
                 break
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    return _fit_result(model, history, best)
+
+
+def _fit_result(model, history: list[dict], best: _Best) -> FitResult:
+    if best.state is not None:
+        model.load_state_dict(best.state)
     model.eval()
-    return FitResult(model, history, best_epoch, best_val)
+    return FitResult(model, history, best.epoch, best.val)
 
 
 # ------------------------------------------------------------------------------------------------- int8
+
+
+class _FreezeSchedule:
+    """``before_step`` of the QAT phase: BatchNorm statistics, then observers, frozen at their step."""
+
+    def __init__(self, gm, qc, total: int):
+        self.gm, self.step = gm, 0
+        self.bn_at, self.obs_at = int(qc.freeze_bn_epoch * total), int(qc.freeze_observers_epoch * total)
+        self.record = {"steps": total, "bn_frozen_at_step": None, "observers_frozen_at_step": None}
+
+    def __call__(self, _):
+        from . import qat as Q
+
+        if self.record["bn_frozen_at_step"] is None and self.step >= self.bn_at:
+            Q.freeze(self.gm, observers=False, bn=True)
+            self.record["bn_frozen_at_step"] = self.step
+        if self.record["observers_frozen_at_step"] is None and self.step >= self.obs_at:
+            Q.freeze(self.gm, observers=True, bn=False)
+            self.record["observers_frozen_at_step"] = self.step
+        self.step += 1
+
+
+def _qat_loss(cfg: TrainConfig, data: Prepared, model, device):
+    """(loss, teacher): the label loss, or with ``qat_cfg.distill`` that mixed with distillation from a frozen
+    copy of the float model (its answers on the same augmented batch)."""
+    from .loop import DistillLoss, make_loss
+
+    qc = cfg.qat_cfg
+    loss_fn = make_loss(data.task, label_smoothing=cfg.label_smoothing)
+    if qc.distill <= 0:
+        return loss_fn, None
+    teacher = copy.deepcopy(model).to(device).eval().requires_grad_(False)
+    return DistillLoss(loss_fn, data.task, share=qc.distill, temperature=qc.distill_temperature), teacher
 
 
 def qat_finetune(cfg: TrainConfig, data: Prepared, model, *, device, history: list[dict], monitor=None,
@@ -248,67 +323,42 @@ def qat_finetune(cfg: TrainConfig, data: Prepared, model, *, device, history: li
 
     from . import qat as Q
     from .augment import BatchAugment
-    from .loop import DistillLoss, Normalizer, cosine_with_warmup, make_loss, predict, StepRunner
-    from .metrics import compute_metrics
+    from .loop import Normalizer, StepRunner, cosine_with_warmup, make_loss
 
     qc = cfg.qat_cfg
     # PT2E graphs are traced and fine-tuned on the CPU here: the converted graph is what export reads
     qdev = torch.device("cpu") if device.type != "cuda" else device
-    fp = copy.deepcopy(model).to(qdev).eval()
     example = example_input(data, qdev)
-    gm = Q.prepare(fp, example, qat=True, kind=cfg.quantizer)
+    gm = Q.prepare(copy.deepcopy(model).to(qdev).eval(), example, qat=True, kind=cfg.quantizer)
     Q.move_to_train(gm)
     gen = torch.Generator(device=qdev).manual_seed(cfg.seed * 104729)
     prep = Normalizer(data.input_spec.mean, data.input_spec.std, qdev, augment=BatchAugment(cfg.augment, generator=gen))
-    n_train = len(data.train)
-    info1 = DistInfo()
+    n_train, info1 = len(data.train), DistInfo()
     spe = _steps_per_epoch(n_train, cfg.batch_size, info1, qc.max_steps)
     epochs = qat_epochs(qc, spe)
     total = max(1, epochs * spe)
-    params = [p for p in gm.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=qc.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    sched = LambdaLR(opt, cosine_with_warmup(total, 0))
-    loss_fn = make_loss(data.task, label_smoothing=cfg.label_smoothing)
-    teacher = None
-    if qc.distill > 0:  # the float model teaches its int8 copy its own answers, on the same augmented batch
-        loss_fn = DistillLoss(loss_fn, data.task, share=qc.distill, temperature=qc.distill_temperature)
-        teacher = copy.deepcopy(model).to(qdev).eval().requires_grad_(False)
-    runner = StepRunner(gm, opt, sched, loss_fn, prep, teacher=teacher)
-    bn_at, obs_at = int(qc.freeze_bn_epoch * total), int(qc.freeze_observers_epoch * total)
-    state = {"step": 0, "bn": False, "obs": False}
-    schedule = {"steps": total, "bn_frozen_at_step": None, "observers_frozen_at_step": None}
-
-    def before_step(_):
-        s = state["step"]
-        if not state["bn"] and s >= bn_at:
-            Q.freeze(gm, observers=False, bn=True)
-            state["bn"] = True
-            schedule["bn_frozen_at_step"] = s
-        if not state["obs"] and s >= obs_at:
-            Q.freeze(gm, observers=True, bn=False)
-            state["obs"] = True
-            schedule["observers_frozen_at_step"] = s
-        state["step"] += 1
-
-    show = cfg.progress
+    opt = torch.optim.SGD([p for p in gm.parameters() if p.requires_grad], lr=qc.lr, momentum=cfg.momentum,
+                          weight_decay=cfg.weight_decay)
+    loss_fn, teacher = _qat_loss(cfg, data, model, qdev)
+    runner = StepRunner(gm, opt, LambdaLR(opt, cosine_with_warmup(total, 0)), loss_fn, prep, teacher=teacher)
+    freeze = _FreezeSchedule(gm, qc, total)
     val_loss_fn = make_loss(data.task)
     for ep in range(epochs):
         Q.move_to_train(gm)
         order = shard_indices(n_train, epoch=10_000 + ep, seed=cfg.seed, info=info1)
         t0 = time.perf_counter()
-        bar = tqdm(total=min(n_train, spe * cfg.batch_size), desc=f"qat {ep + 1}/{epochs}", unit="img", leave=False, disable=not show)
+        bar = tqdm(total=min(n_train, spe * cfg.batch_size), desc=f"qat {ep + 1}/{epochs}", unit="img", leave=False,
+                   disable=not cfg.progress)
         res = runner.run_epoch(data.train.images, data.train.targets, order, cfg.batch_size, max_steps=qc.max_steps,
-                               bar=bar, before_step=before_step)
+                               bar=bar, before_step=freeze)
         bar.close()
         Q.move_to_eval(gm)
-        logits = predict(gm, data.val.images, prep)
-        vm = compute_metrics(logits, data.val.targets.numpy(), data.classes, task=data.task, threshold=cfg.threshold)
-        val_loss = float(val_loss_fn(torch.from_numpy(logits), data.val.targets).item())
+        val_loss, vm = _validate(cfg, data, gm, data.val, prep, val_loss_fn, amp=False)
         dt = time.perf_counter() - t0
         history.append({"epoch": len(history) + 1, "phase": "qat", "train_loss": res.loss, "val_loss": val_loss,
                         "val_accuracy": vm["accuracy"], "lr": opt.param_groups[0]["lr"], "seconds": dt,
                         "images_per_s": res.images / max(dt, 1e-9)})
-        if show:
+        if cfg.progress:
             log.info("qat epoch %3d  loss %.4f  val loss %.4f  val acc (fake-quant) %.2f%%", ep + 1, res.loss, val_loss,
                      100 * vm["accuracy"])
         if monitor is not None and monitor.epoch(history[-1]):
@@ -316,9 +366,8 @@ def qat_finetune(cfg: TrainConfig, data: Prepared, model, *, device, history: li
     if monitor is not None and fp32_val is not None and epochs > 0 and history and history[-1]["phase"] == "qat":
         monitor.qat(fp32_val, history[-1]["val_accuracy"], epoch=history[-1]["epoch"], model=cfg.model)
     Q.move_to_eval(gm)
-    gm = gm.to("cpu")
-    schedule["steps"] = state["step"]
-    return Q.convert(gm), example.cpu(), schedule
+    freeze.record["steps"] = freeze.step
+    return Q.convert(gm.to("cpu")), example.cpu(), freeze.record
 
 
 def qat_epochs(qc, steps_per_epoch: int) -> int:
