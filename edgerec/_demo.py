@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     right, total = _score(jsonl, truth)
     metrics = json.loads((run / "metrics.json").read_text())
     print("\n━━ summary")
-    for prec in ("fp32", "int8", "int8_ptq"):
+    for prec in ("fp32", "int8", "int8_qat", "int8_ptq"):
         m = metrics.get("test", {}).get(prec)
         if m:
             print(f"   PyTorch {prec:<9} test accuracy  {100 * m['accuracy']:.2f} %")

@@ -16,7 +16,9 @@ def test_quick_demo_runs_every_step(tmp_path, capfd):
         assert step in text
 
     metrics = json.loads((out / "digits" / "metrics.json").read_text())
-    assert {"fp32", "int8", "int8_ptq"} <= set(metrics["test"])
+    # --qat --ptq: the int8 graph kept (the one agreeing more with fp32 on val) and the other one, both measured
+    other = {"qat": "int8_ptq", "ptq": "int8_qat"}[metrics["int8_method"]]
+    assert {"fp32", "int8", other} <= set(metrics["test"]) and metrics["int8_choice"]["kept"] == metrics["int8_method"]
     manifest = json.loads((out / "bundle" / "edgerec.json").read_text())
     keys = {f"{a['format']}-{a['precision']}" for a in manifest["artifacts"] if a["status"] == "ok"}
     assert keys == {f"{f}-{p}" for f in ("tflite", "onnx", "openvino") for p in ("fp32", "int8")}

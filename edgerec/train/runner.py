@@ -219,7 +219,8 @@ def _remap_head(state: dict, head: str, old: tuple[str, ...], new: tuple[str, ..
     return out
 
 
-def _evaluate_all(cfg, data: Prepared, model, quantized, ptq_graph, *, device) -> dict:
+def _evaluate_all(cfg, data: Prepared, model, quantized, other: tuple, *, device) -> dict:
+    """fp32, the kept int8 graph (``int8``) and the other one made (``int8_qat``/``int8_ptq``) on val and test."""
     import torch
 
     from .loop import Normalizer, predict
@@ -230,7 +231,9 @@ def _evaluate_all(cfg, data: Prepared, model, quantized, ptq_graph, *, device) -
     metrics: dict = {}
     prep = Normalizer(data.input_spec.mean, data.input_spec.std, device)
     cpu_prep = Normalizer(data.input_spec.mean, data.input_spec.std, torch.device("cpu"))
-    models = {"fp32": (model, prep), "int8": (quantized, cpu_prep), "int8_ptq": (ptq_graph, cpu_prep)}
+    models = {"fp32": (model, prep), "int8": (quantized, cpu_prep)}
+    if other[1] is not None:
+        models[f"int8_{other[0]}"] = (other[1], cpu_prep)
     logits: dict = {}
     for split_name, t in (("val", data.val), ("test", data.test)):
         if len(t) == 0:
@@ -321,10 +324,10 @@ def train(cfg: TrainConfig) -> Run:
             return Run(out, {}, cfg, result.history)
         model = _save_best(tmp / "best.pt", cfg, data, result).to(device)
         history = list(result.history)
-        quantized, ptq_graph, method = _quantize(cfg, data, model, tmp, metrics, device=device, history=history,
-                                                 monitor=monitor, fp32_val=result.best_val.get("accuracy"))
+        quantized, other, method = _quantize(cfg, data, model, tmp, metrics, device=device, history=history,
+                                      monitor=monitor, fp32_val=result.best_val.get("accuracy"))
         model.eval()
-        metrics.update(_evaluate_all(cfg, data, model, quantized, ptq_graph, device=device))
+        metrics.update(_evaluate_all(cfg, data, model, quantized, other, device=device))
         at_chance = _finish_metrics(metrics, monitor, chance=chance, history=history, best_epoch=result.best_epoch,
                                     data=data, method=method)
         _write_results(tmp, metrics, cfg, data)
@@ -394,21 +397,63 @@ def _save_best(path: Path, cfg: TrainConfig, data: Prepared, result):
 
 def _quantize(cfg: TrainConfig, data: Prepared, model, folder: Path, metrics: dict, *, device, history: list,
               monitor, fp32_val) -> tuple:
-    """``(quantized, ptq_graph, method)``: the int8 model (QAT when asked, else PTQ) saved into ``folder``, and with
-    both asked the PTQ graph too, evaluated beside it. QAT's schedule goes into ``metrics["qat"]``."""
-    quantized = ptq_graph = None
-    method = None
+    """``(quantized, (other_method, other_graph), method)``: the int8 model saved into ``folder``, and the other
+    int8 graph made (or ``(None, None)``), evaluated beside it. QAT's schedule goes into ``metrics["qat"]``.
+
+    With ``--qat`` and ``qat_cfg.keep: better`` (the default) PTQ is calibrated too and the graph kept is the one
+    whose validation answers agree more with the fp32 model's (``metrics["int8_choice"]``); ``keep: qat`` keeps
+    QAT's. Without ``--qat``, ``--ptq`` makes the int8 model."""
+    quantized = other = None
+    method = other_method = None
     if cfg.qat:
         quantized, example, metrics["qat"] = qat_finetune(cfg, data, model, device=device, history=history,
                                                           monitor=monitor, fp32_val=fp32_val)
         method = "qat"
-    if cfg.ptq:
+    if cfg.ptq or (cfg.qat and cfg.qat_cfg.keep == "better"):
         ptq_graph, example = ptq_calibrate(cfg, data, model)
         if quantized is None:
-            quantized, ptq_graph, method = ptq_graph, None, "ptq"
+            quantized, method = ptq_graph, "ptq"
+        else:
+            other, other_method = ptq_graph, "ptq"
+            if cfg.qat_cfg.keep == "better":
+                metrics["int8_choice"] = choice = _better_int8(cfg, data, model, {"qat": quantized, "ptq": other},
+                                                               device=device)
+                if choice["kept"] == "ptq":
+                    quantized, other, method, other_method = other, quantized, "ptq", "qat"
     if quantized is not None:
         _save_quantized(folder, quantized, example, method, cfg.quantizer)
-    return quantized, ptq_graph, method
+    return quantized, (other_method, other), method
+
+
+def _better_int8(cfg: TrainConfig, data: Prepared, model, graphs: dict, *, device) -> dict:
+    """Which int8 graph answers like the fp32 model on the validation split: top-1 (all labels at the threshold
+    for multi-label) agreement, then validation accuracy, then the first graph (QAT, what was asked for)."""
+    import torch
+
+    from .loop import Normalizer, predict
+    from .metrics import compute_metrics
+
+    def answers(z):
+        if data.task == "multi_label":
+            return torch.from_numpy(z).sigmoid().numpy() >= cfg.threshold
+        return z.argmax(1)[:, None]
+
+    if len(data.val) == 0:
+        return {"kept": next(iter(graphs)), "why": "no validation images to compare on"}
+    y = data.val.targets.numpy()
+    ref = answers(predict(model, data.val.images, Normalizer(data.input_spec.mean, data.input_spec.std, device)))
+    cpu = Normalizer(data.input_spec.mean, data.input_spec.std, torch.device("cpu"))
+    scores = {}
+    for name, gm in graphs.items():
+        z = predict(gm, data.val.images, cpu)
+        acc = compute_metrics(z, y, data.classes, task=data.task, threshold=cfg.threshold)["accuracy"]
+        scores[name] = {"val_agreement": float((answers(z) == ref).all(1).mean()), "val_accuracy": float(acc)}
+    order = list(graphs)
+    kept = max(order, key=lambda n: (scores[n]["val_agreement"], scores[n]["val_accuracy"], -order.index(n)))
+    log.info("int8: %s kept (%s)", kept.upper(), ", ".join(
+        f"{n.upper()} agrees with fp32 on {100 * v['val_agreement']:.1f} % of val, accuracy {100 * v['val_accuracy']:.1f} %"
+        for n, v in scores.items()))
+    return {"kept": kept, "why": "higher validation agreement with fp32, then accuracy", **scores}
 
 
 def _save_quantized(folder: Path, quantized, example, method: str, quantizer) -> None:

@@ -14,7 +14,7 @@ TINY = {
     "threads": 2,
     "progress": False,
     "plots": True,
-    "qat_cfg": {"epochs": 1, "max_steps": 2},
+    "qat_cfg": {"epochs": 1, "max_steps": 2, "keep": "qat"},
     "ptq_cfg": {"calib_images": 32},
 }
 

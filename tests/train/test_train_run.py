@@ -266,3 +266,54 @@ def test_training_log_follows_the_current_stderr(capsys):
         assert "still heard" in err and "Logging error" not in err
     finally:
         logger.handlers = saved
+
+
+def _val_set(n=40, classes=4, task="single_label"):
+    import torch
+
+    from edgerec.bundle import InputSpec
+    from edgerec.train.tensors import ImageTensors, Prepared
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (n, 3, 8, 8), dtype=torch.uint8, generator=g)
+    targets = (torch.rand(n, classes, generator=g) > 0.5).float() if task == "multi_label" else \
+        torch.randint(0, classes, (n,), generator=g)
+    val = ImageTensors(images, targets, [Path(f"{i}.png") for i in range(n)])
+    spec = InputSpec(height=8, width=8, mean=(0.5,) * 3, std=(0.5,) * 3)
+    return Prepared(None, None, tuple(str(c) for c in range(classes)), task, val, val, val, spec)
+
+
+@pytest.mark.parametrize("task", ["single_label", "multi_label"])
+def test_the_int8_graph_kept_is_the_one_that_answers_like_fp32(task):
+    import torch
+
+    from edgerec.train.runner import _better_int8
+
+    data = _val_set(task=task)
+    torch.manual_seed(0)
+    fp32 = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4)).eval()
+    noisy = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 4)).eval()  # other weights
+    cfg = tiny_train_config("d", "o")
+    for graphs, want in (({"qat": noisy, "ptq": fp32}, "ptq"), ({"qat": fp32, "ptq": noisy}, "qat")):
+        choice = _better_int8(cfg, data, fp32, graphs, device=torch.device("cpu"))
+        assert choice["kept"] == want
+        assert choice[want]["val_agreement"] == 1.0 > choice["qat" if want == "ptq" else "ptq"]["val_agreement"]
+    # a tie keeps QAT, what --qat asked for
+    assert _better_int8(cfg, data, fp32, {"qat": fp32, "ptq": fp32}, device=torch.device("cpu"))["kept"] == "qat"
+
+
+def test_qat_run_keeps_the_better_int8_graph_and_measures_the_other(tiny_digits, tmp_path):
+    from edgerec.train import train
+
+    run = train(tiny_train_config(tiny_digits, tmp_path / "r", plots=False, qat=True,
+                                  qat_cfg={"epochs": 1, "max_steps": 2, "keep": "better"}))
+    m = json.loads((run.dir / "metrics.json").read_text())
+    choice = m["int8_choice"]
+    kept, other = choice["kept"], {"qat": "ptq", "ptq": "qat"}[choice["kept"]]
+    assert m["int8_method"] == kept
+    assert json.loads((tmp_path / "r" / "quantized.json").read_text())["method"] == kept
+    assert (choice[kept]["val_agreement"], choice[kept]["val_accuracy"]) >= \
+        (choice[other]["val_agreement"], choice[other]["val_accuracy"])
+    assert {"fp32", "int8", f"int8_{other}"} <= set(m["test"]) and {"fp32", "int8", f"int8_{other}"} <= set(m["val"])
+    # the kept graph's val accuracy is the one measured for "int8"
+    assert m["val"]["int8"]["accuracy"] == pytest.approx(choice[kept]["val_accuracy"])
