@@ -16,8 +16,13 @@ per reason, for the default policy and with label flips off. A seeded random sam
 1,000 times for the spread of what random would have found.
 
     python benchmarks/doubt_sampling.py [--run RUN] [--epochs 10] [--hold 30] [--cut 0.25] [--signals]
-Trains a digits run (train/digits.yaml, ``--epochs``, no QAT) unless ``--run`` names one.
-Writes benchmarks/results/doubt_sampling.json and .png.
+Trains a digits run (train/digits.yaml: MobileNetV3-small from scratch at 32 px, ``--epochs``, no QAT) unless
+``--run`` names one. Writes benchmarks/results/doubt_sampling.json and .png.
+
+The default model's figures (results/doubt_sampling_lite0.json) come from the run ``lite0_pipeline.py --work DIR``
+keeps (EfficientNet-Lite0, ImageNet weights, 224 px, 30 training digits per class; its 400 held-out digits):
+
+    python benchmarks/doubt_sampling.py --run DIR/run --signals --out benchmarks/results/doubt_sampling_lite0.json
 """
 
 from __future__ import annotations
