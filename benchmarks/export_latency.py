@@ -133,7 +133,7 @@ def main(argv=None) -> int:
         manifest = load_manifest(bdir)
     else:
         from edgerec.export import export
-        from edgerec.export._orchestrate import load_source
+        from edgerec.export.source import load_source
         from edgerec.export.onnx_format import export_onnx
 
         run = Path(args.run) if args.run else build_run(work, args.steps)
@@ -150,7 +150,7 @@ def main(argv=None) -> int:
 
             extra.append(("onnx-int8 (int8 activations)", work / "s8" / r.files[0], dataclasses.replace(ref, file=str(r.files[0]))))
     from edgerec.data.images import read_image
-    from edgerec.export._orchestrate import _resizer
+    from edgerec.export.source import _resizer
 
     image = _resizer(manifest.input)(read_image(bdir / manifest.check_images[0]))
     entries = [(a.key, bdir / a.file, a, manifest.input, image) for a in manifest.ok_artifacts()]

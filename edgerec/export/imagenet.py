@@ -223,7 +223,7 @@ def _crops(photos: tuple[Path, ...], cap: int, spec) -> _Crops:
     """Each photo and as many of its crops as fill ``cap`` images (at most ``MAX_CROPS`` per photo); from more
     than ``cap`` photos, ``cap`` evenly spaced ones, whole. Photos are read one at a time."""
     from ..runtime.image import model_image, read_image_bgr
-    from ._orchestrate import _model_order
+    from .source import _model_order
 
     if len(photos) > cap:
         photos = tuple(photos[i] for i in np.linspace(0, len(photos) - 1, cap).round().astype(int))
@@ -285,7 +285,8 @@ def export_imagenet(out, *, model: str = "efficientnet_lite0", images=None,
 
     from ..runtime.adapters import normalize
     from ..train.models import build_model
-    from ._orchestrate import _ptq, _write_bundle
+    from ._orchestrate import _write_bundle
+    from .source import _ptq
     from ._types import ExportSource
     from .verify import torch_logits
 

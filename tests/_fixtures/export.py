@@ -29,7 +29,7 @@ def make_digits_run(root, *, per_class=None, steps=40, batch=32, size=32, model=
     from edgerec.runtime.adapters import normalize
     from edgerec.train.checkpoint import save_checkpoint
     from edgerec.train.models import build_model
-    from edgerec.export._orchestrate import _read
+    from edgerec.export.source import _read
 
     torch.set_num_threads(2)
     torch.manual_seed(seed)

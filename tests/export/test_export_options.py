@@ -20,7 +20,7 @@ def test_img_size_and_embedded_preprocess(tmp_path):
     assert pp.normalization_in_model and pp.verification.agreement >= 0.99
     assert ov.Core().read_model(str(b.dir / pp.file)).get_rt_info(["model_info", "embedded_preprocessing"]).astype(str) == "YES"
     # the -pp IR takes a u8 BGR frame of any size and answers like the plain IR fed by our own pre-processing
-    from edgerec.export._orchestrate import _resizer
+    from edgerec.export.source import _resizer
     from edgerec.runtime.adapters import to_model_input
 
     core = ov.Core()

@@ -1,7 +1,7 @@
 """One pre-processing: training, export and the runtime give the model the same uint8 pixels.
 
 The training path is ``edgerec.train.tensors.decode_images`` (what ``edgerec train`` and ``edgerec eval``
-decode datasets with); the export path ``edgerec.export._orchestrate._read`` (calibration and verification
+decode datasets with); the export path ``edgerec.export.source._read`` (calibration and verification
 images); the runtime path an ``edgerec run`` image source feeding ``Preprocessor`` (the fast, buffered path
 a camera loop uses). Files: odd-sized, portrait, landscape, a large photo (the INTER_AREA halvings), gray,
 RGBA with partial transparency, gray+alpha, palette with transparency, 16-bit, and JPEGs with EXIF
@@ -71,7 +71,7 @@ SPECS = [InputSpec(height=32, width=32), InputSpec(height=24, width=40), InputSp
 @pytest.mark.parametrize("interp", sorted(INTERPOLATIONS))
 @pytest.mark.parametrize("mode", RESIZE_MODES)
 def test_training_export_and_runtime_feed_identical_pixels(image_folder, mode, interp):
-    from edgerec.export._orchestrate import _read
+    from edgerec.export.source import _read
     from edgerec.train.tensors import decode_images
 
     root, files = image_folder
