@@ -119,7 +119,8 @@ def load_source(run, *, calib: int = 256, max_eval: int = 500, img_size: int | N
     quantized, method = loaded.quantized, loaded.quant_method
     temperatures = _temperatures(loaded.run_dir, with_int8=quantized is not None)
     if need_int8 and quantized is None:
-        quantized, method = _ptq(loaded.model, example, calib_images, spec, progress=progress), "ptq"
+        kind = _run_quantizer(loaded.run_dir)
+        quantized, method = _ptq(loaded.model, example, calib_images, spec, progress=progress, kind=kind), "ptq"
     h = hashlib.sha256()
     for i in calib_idx:
         h.update(dataset.relpath(i).encode() + b"\0")
@@ -151,14 +152,25 @@ def _temperatures(run_dir: Path, *, with_int8: bool) -> dict[str, float]:
     return out
 
 
-def _ptq(model, example, calib_images, spec, *, progress: bool):
+def _run_quantizer(run_dir: Path) -> str:
+    """The quantizer the run was configured with (``config.yaml``), so that PTQ made here uses the same scheme."""
+    from .._config import load_yaml
+    from ..train.qat import DEFAULT_QUANTIZER
+
+    path = Path(run_dir) / "config.yaml"
+    cfg = load_yaml(path) if path.is_file() else {}
+    return str((cfg or {}).get("quantizer") or DEFAULT_QUANTIZER)
+
+
+def _ptq(model, example, calib_images, spec, *, progress: bool, kind: str | None = None):
+    """Post-training quantization with ``kind``'s quantizer (default: ``edgerec.train.qat``'s)."""
     from ..runtime.adapters import normalize
     from ..train import qat
 
     if len(calib_images) == 0:
         raise ConfigError("int8 without a QAT/PTQ graph in the run needs calibration images",
                           hint="pass --calib N (N > 0), or drop int8 from --precision")
-    gm = qat.prepare(model, example, qat=False)
+    gm = qat.prepare(model, example, qat=False, **({"kind": kind} if kind else {}))
     batches = [normalize(calib_images[i:i + 32], spec).transpose(0, 3, 1, 2).copy() for i in range(0, len(calib_images), 32)]
     qat.calibrate(gm, batches, progress=progress)
     model.eval()

@@ -33,3 +33,32 @@ def test_img_size_and_embedded_preprocess(tmp_path):
     # resize kernels differ slightly (OpenVINO's linear resize vs OpenCV's), so compare answers and closeness
     assert raw.argmax() == ref.argmax()
     assert np.abs(raw - ref).max() < 0.25 * (np.abs(ref).max() + 1)
+
+
+def test_ptq_at_export_uses_the_runs_quantizer(tiny_run, tmp_path, monkeypatch):
+    """A run without an int8 graph at the asked size is quantized at export with the scheme it was trained for."""
+    import shutil
+
+    import yaml
+
+    from edgerec.export.source import load_source
+    from edgerec.train import qat
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg["quantizer"] = "litert"
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg))
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def prepare(model, example, *, qat, kind="xnnpack"):
+        seen.append(kind)
+        raise Stop
+
+    monkeypatch.setattr(qat, "prepare", prepare)
+    with pytest.raises(Stop):  # 40 px: the run's 32 px QAT graph does not apply, so export makes PTQ
+        load_source(run, calib=8, max_eval=8, img_size=40, progress=False)
+    assert seen == ["litert"]
