@@ -96,9 +96,12 @@ def train_run(data: Path, out: Path, threads: int, img_size: int, epochs: int | 
     t0, c0 = time.perf_counter(), cpu_s()
     run = train(cfg)
     m = run.metrics
+    used = run.config  # batch_size resolved by the run
     return {"seconds": round(time.perf_counter() - t0, 1), "cpu_seconds": round(cpu_s() - c0, 1),
-            "config": {"epochs": cfg.epochs, "head_epochs": cfg.head_epochs, "batch_size": cfg.batch_size,
-                       "lr": cfg.lr, "qat_epochs": cfg.qat_cfg.epochs, "quantizer": cfg.quantizer},
+            "config": {"epochs": used.epochs, "head_epochs": used.head_epochs, "batch_size": used.batch_size,
+                       "lr": used.lr, "qat_epochs": used.qat_cfg.epochs, "qat_keep": used.qat_cfg.keep,
+                       "quantizer": used.quantizer},
+            "int8_method": m.get("int8_method"), "int8_choice": m.get("int8_choice"),
             "test_accuracy": {p: m["test"][p]["accuracy"] for p in m["test"]},
             "val_accuracy": {p: m["val"][p]["accuracy"] for p in m["val"]},
             "best_epoch": m.get("best_epoch"), "warnings": [w["code"] for w in m.get("warnings", [])]}
