@@ -272,12 +272,94 @@ def prepare(model, example, *, qat: bool, kind: str = DEFAULT_QUANTIZER):
         ) from exc
     quantizer = _with_shared_pads(_with_fused_relu6(quantizer))
     gm = prepare_qat_pt2e(exported, quantizer) if qat else prepare_pt2e(exported, quantizer)
+    _remember_bn_constants(gm, model)
     gm.meta[_META_KEY] = {
         "method": "qat" if qat else "ptq",
         "quantizer": kind,
         "example_shape": list(args[0].shape),
     }
     return gm
+
+
+# torchao's BatchNorm rewrites (the QAT conv-bn fusion, move_exported_model_to_train/eval) match patterns with
+# ignore_literals and write the pattern's own momentum 0.1 and eps 1e-5 into the graph ("fails to support custom
+# momentum and eps", export_utils._replace_batchnorm in torchao 0.18). EfficientNet-Lite and MobileNetV3 use
+# eps 1e-3: with 1e-5 the QAT graph is another model than the float one (channels of small variance are scaled
+# up), and that eps is folded into the int8 weights. Each BatchNorm's own constants are put back after every
+# rewrite, keyed by the name of its running-mean buffer (the rewrites keep those nodes).
+_BN_CONSTANTS = "_edgerec_bn_constants"
+_BN_FROZEN = "_edgerec_bn_frozen"
+
+
+def _bn_nodes(gm):
+    return [n for n in gm.graph.nodes if n.op == "call_function" and "batch_norm" in str(n.target)]
+
+
+def _bn_key(node) -> str | None:
+    mean = node.args[3] if len(node.args) > 3 else node.kwargs.get("running_mean")
+    return mean.target if getattr(mean, "op", None) == "get_attr" else None
+
+
+def _remember_bn_constants(gm, model) -> None:
+    """Record every graph BatchNorm's (momentum, eps) from ``model``'s modules, matched by running-mean values."""
+    import operator
+
+    import torch
+
+    mods = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    everyone = {(m.momentum, m.eps) for m in mods}
+    consts = {}
+    for node in _bn_nodes(gm):
+        key = _bn_key(node)
+        if key is None:
+            continue
+        buf = operator.attrgetter(key)(gm)
+        found = {(m.momentum, m.eps) for m in mods if m.running_mean is not None
+                 and m.running_mean.shape == buf.shape and torch.equal(m.running_mean, buf)}
+        if len(found) == 1 or len(everyone) == 1:
+            consts[key] = next(iter(found if len(found) == 1 else everyone))
+    setattr(gm, _BN_CONSTANTS, consts)
+    _restore_bn_constants(gm)
+
+
+def _restore_bn_constants(gm) -> None:
+    """Write the recorded momentum (0 once frozen) and eps back into every BatchNorm node of ``gm``."""
+    consts = getattr(gm, _BN_CONSTANTS, None)
+    if not consts:
+        return
+    frozen = getattr(gm, _BN_FROZEN, False)
+    changed = False
+    for node in _bn_nodes(gm):
+        want = consts.get(_bn_key(node))
+        if want is None:
+            continue
+        momentum, eps = want
+        changed |= _set_arg(node, "momentum", 0.0 if frozen else (momentum if momentum is not None else 0.1))
+        changed |= _set_arg(node, "eps", float(eps))
+        # the QAT conv-bn fusion scales the conv by 1/sqrt(running_var + eps) with the eps as a literal too
+        var = node.args[4] if len(node.args) > 4 else node.kwargs.get("running_var")
+        for user in list(getattr(var, "users", ())):
+            if "add" in str(user.target) and len(user.args) == 2 and user.args[0] is var \
+                    and isinstance(user.args[1], float):
+                user.args = (var, float(eps))
+                changed = True
+    if changed:
+        gm.recompile()
+
+
+def _set_arg(node, name: str, value) -> bool:
+    """Set a call node's argument ``name`` (by the op's schema); True when the node has it."""
+    names = [a.name for a in getattr(node.target, "_schema").arguments]
+    if name not in names:
+        return False
+    i = names.index(name)
+    if i < len(node.args):
+        args = list(node.args)
+        args[i] = value
+        node.args = tuple(args)
+    else:
+        node.kwargs = {**node.kwargs, name: value}
+    return True
 
 
 def freeze(gm, *, observers: bool = True, bn: bool = True):
@@ -288,20 +370,10 @@ def freeze(gm, *, observers: bool = True, bn: bool = True):
 
         gm.apply(disable_observer)
     if bn:
+        setattr(gm, _BN_FROZEN, True)  # kept through later train/eval switches (_restore_bn_constants)
         changed = False
-        for node in gm.graph.nodes:
-            if node.op != "call_function" or "batch_norm" not in str(node.target):
-                continue
-            names = [a.name for a in getattr(node.target, "_schema").arguments]
-            if "momentum" in names:
-                i = names.index("momentum")
-                if i < len(node.args):
-                    args = list(node.args)
-                    args[i] = 0.0
-                    node.args = tuple(args)
-                else:
-                    node.kwargs = {**node.kwargs, "momentum": 0.0}
-                changed = True
+        for node in _bn_nodes(gm):
+            changed |= _set_arg(node, "momentum", 0.0)
         if changed:
             gm.recompile()
     return gm
@@ -311,7 +383,9 @@ def move_to_eval(gm):
     """Switch an exported graph's dropout and BatchNorm to inference behaviour (``gm.eval()`` does not)."""
     from torchao.quantization.pt2e import move_exported_model_to_eval
 
-    return move_exported_model_to_eval(gm)
+    move_exported_model_to_eval(gm)
+    _restore_bn_constants(gm)
+    return gm
 
 
 def _for_inference(gm):
@@ -328,7 +402,9 @@ def move_to_train(gm):
     """Switch an exported graph's dropout and BatchNorm back to training behaviour."""
     from torchao.quantization.pt2e import move_exported_model_to_train
 
-    return move_exported_model_to_train(gm)
+    move_exported_model_to_train(gm)
+    _restore_bn_constants(gm)
+    return gm
 
 
 def calibrate(gm, batches: Iterable, *, progress: bool = False) -> int:

@@ -163,3 +163,33 @@ def test_relu6_is_fused_into_the_conv_before_it(is_qat):
         scale, zero_point = gm.get_submodule(obs.target).calculate_qparams()
         assert int(zero_point) == -128  # the range starts at 0: ReLU6's own, not the conv's
         assert 0 < float(scale) * 255 <= 6.0 + 1e-5
+
+
+@pytest.mark.parametrize("kind", sorted(qat.QUANTIZERS))
+def test_qat_graph_keeps_each_batchnorms_eps_and_momentum(kind):
+    """torchao's conv-bn QAT rewrite and its train/eval switches write eps 1e-5 and momentum 0.1 into the graph;
+    EfficientNet-Lite and MobileNetV3 use 1e-3. With fake quantization off, the QAT graph must compute the float
+    model, through every train/eval switch, and the converted graph must fold the right eps."""
+    from torchao.quantization.pt2e import disable_fake_quant
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8, eps=1e-3, momentum=0.01),
+                              torch.nn.ReLU6(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 4))
+    bn = net[1]
+    with torch.no_grad():  # a trained network's statistics: some channels with a variance near eps
+        bn.running_mean.uniform_(-0.2, 0.2)
+        bn.running_var.copy_(torch.tensor([1e-4, 3e-4, 1e-3, 0.01, 0.1, 1.0, 2.0, 5e-4]))
+        bn.weight.uniform_(0.5, 1.5)
+    net.eval()
+    x = torch.randn(4, 3, 8, 8)
+    want = net(x)
+    gm = qat.prepare(net, x[:1], qat=True, kind=kind)
+    gm.apply(disable_fake_quant)
+    for switch in (qat.move_to_eval, qat.move_to_train, qat.move_to_eval):
+        switch(gm)
+    torch.testing.assert_close(gm(x), want, rtol=1e-4, atol=1e-4)
+    eps_and_momentum = {(n.args[6], n.args[7]) for n in gm.graph.nodes if "batch_norm" in str(n.target)}
+    assert eps_and_momentum == {(0.01, 1e-3)}
+    qat.freeze(gm, observers=False, bn=True)
+    qat.move_to_train(gm)  # a frozen BatchNorm stays frozen through the switches
+    assert {n.args[6] for n in gm.graph.nodes if "batch_norm" in str(n.target)} == {0.0}
