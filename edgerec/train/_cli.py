@@ -41,7 +41,7 @@ def _build_train_parser() -> argparse.ArgumentParser:
     p.add_argument("--balance", choices=("weighted", "sampler", "none"), help="class-weighted loss or balanced sampling")
     p.add_argument("--patience", type=int, help="early stopping after N epochs without val improvement (0: off)")
     p.add_argument("--qat", action="store_true", default=None, help="quantization-aware fine-tuning into quantized.pt2")
-    p.add_argument("--ptq", action="store_true", default=None, help="post-training quantization (with --qat it is calibrated anyway, and kept when it agrees more with fp32)")
+    p.add_argument("--ptq", action="store_true", default=None, help="post-training quantization (with --qat it is calibrated anyway, and kept when it is more accurate on val)")
     p.add_argument("--multi-label", action="store_true", default=None, dest="multi_label")
     p.add_argument("--folds", type=int, help="k-fold cross-validation on train+val before the final model")
     p.add_argument("--seed", type=int)

@@ -56,8 +56,8 @@ class QATConfig:
     distill: float = 0.0
     distill_temperature: float = 2.0
     min_steps: int = 0  # on small sets, more epochs until the phase has at least this many steps
-    # better: PTQ is calibrated too and the int8 graph whose validation answers agree more with fp32 is kept
-    # (QAT on a few hundred images can drift further from the float model than PTQ does); qat: always QAT's
+    # better: PTQ is calibrated too and the int8 graph kept is the more accurate on validation, then the one that
+    # agrees more with fp32 (a few QAT epochs on a small set can do worse than PTQ); qat: always QAT's
     keep: Literal["better", "qat"] = "better"
 
 

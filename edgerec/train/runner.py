@@ -400,8 +400,8 @@ def _quantize(cfg: TrainConfig, data: Prepared, model, folder: Path, metrics: di
     """``(quantized, (other_method, other_graph), method)``: the int8 model saved into ``folder``, and the other
     int8 graph made (or ``(None, None)``), evaluated beside it. QAT's schedule goes into ``metrics["qat"]``.
 
-    With ``--qat`` and ``qat_cfg.keep: better`` (the default) PTQ is calibrated too and the graph kept is the one
-    whose validation answers agree more with the fp32 model's (``metrics["int8_choice"]``); ``keep: qat`` keeps
+    With ``--qat`` and ``qat_cfg.keep: better`` (the default) PTQ is calibrated too and the graph kept is the more
+    accurate on validation, then the one agreeing more with fp32 (``metrics["int8_choice"]``); ``keep: qat`` keeps
     QAT's. Without ``--qat``, ``--ptq`` makes the int8 model."""
     quantized = other = None
     method = other_method = None
@@ -426,8 +426,8 @@ def _quantize(cfg: TrainConfig, data: Prepared, model, folder: Path, metrics: di
 
 
 def _better_int8(cfg: TrainConfig, data: Prepared, model, graphs: dict, *, device) -> dict:
-    """Which int8 graph answers like the fp32 model on the validation split: top-1 (all labels at the threshold
-    for multi-label) agreement, then validation accuracy, then the first graph (QAT, what was asked for)."""
+    """Which int8 graph to keep: the higher validation accuracy, then the higher agreement with the fp32 model's
+    answers (top-1; all labels at the threshold for multi-label), then the first graph (QAT, what was asked for)."""
     import torch
 
     from .loop import Normalizer, predict
@@ -449,11 +449,11 @@ def _better_int8(cfg: TrainConfig, data: Prepared, model, graphs: dict, *, devic
         acc = compute_metrics(z, y, data.classes, task=data.task, threshold=cfg.threshold)["accuracy"]
         scores[name] = {"val_agreement": float((answers(z) == ref).all(1).mean()), "val_accuracy": float(acc)}
     order = list(graphs)
-    kept = max(order, key=lambda n: (scores[n]["val_agreement"], scores[n]["val_accuracy"], -order.index(n)))
+    kept = max(order, key=lambda n: (scores[n]["val_accuracy"], scores[n]["val_agreement"], -order.index(n)))
     log.info("int8: %s kept (%s)", kept.upper(), ", ".join(
-        f"{n.upper()} agrees with fp32 on {100 * v['val_agreement']:.1f} % of val, accuracy {100 * v['val_accuracy']:.1f} %"
+        f"{n.upper()} val accuracy {100 * v['val_accuracy']:.1f} %, agrees with fp32 on {100 * v['val_agreement']:.1f} %"
         for n, v in scores.items()))
-    return {"kept": kept, "why": "higher validation agreement with fp32, then accuracy", **scores}
+    return {"kept": kept, "why": "higher validation accuracy, then agreement with fp32, then QAT", **scores}
 
 
 def _save_quantized(folder: Path, quantized, example, method: str, quantizer) -> None:
