@@ -153,6 +153,10 @@ class TrainConfig:
             raise ConfigError(f"bn_recal_images must be >= 0 (0 = off), got {self.bn_recal_images}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ConfigError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        q = self.qat_cfg
+        if not 0.0 <= q.distill <= 1.0 or q.distill_temperature <= 0 or q.min_steps < 0:
+            raise ConfigError(f"qat_cfg: distill must be in [0, 1], distill_temperature > 0 and min_steps >= 0; got "
+                              f"{q.distill}, {q.distill_temperature}, {q.min_steps}")
         if self.workers is not None and self.workers < 0:
             raise ConfigError(f"workers must be >= 0 (0: decode on one thread), got {self.workers}")
         if self.threads is not None:  # the rule every verb shares: auto/0/-1 = all cores, else 1..max_threads()

@@ -113,3 +113,11 @@ def test_a_run_saves_the_batch_size_it_chose(tiny_digits, tmp_path):
     run = train(cfg)
     saved = yaml.safe_load((run.dir / "config.yaml").read_text())
     assert saved["batch_size"] == run.config.batch_size == 16  # 84 training images
+
+
+@pytest.mark.parametrize("qat_cfg, match", [({"distill": 1.5}, "distill must be in"), ({"distill_temperature": 0},
+                                            "distill_temperature > 0"), ({"min_steps": -1}, "min_steps >= 0"),
+                                           ({"keep": "ptq"}, "keep")])
+def test_bad_qat_settings_are_refused(qat_cfg, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config({"qat_cfg": qat_cfg})
