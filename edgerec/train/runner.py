@@ -219,8 +219,10 @@ def _remap_head(state: dict, head: str, old: tuple[str, ...], new: tuple[str, ..
     return out
 
 
-def _evaluate_all(cfg, data: Prepared, model, quantized, other: tuple, *, device) -> dict:
-    """fp32, the kept int8 graph (``int8``) and the other one made (``int8_qat``/``int8_ptq``) on val and test."""
+def _evaluate_all(cfg, data: Prepared, model, quantized, other: tuple, *, device, val_logits: dict | None = None) -> dict:
+    """fp32, the kept int8 graph (``int8``) and the other one made (``int8_qat``/``int8_ptq``) on val and test.
+
+    ``val_logits``: validation logits already computed, by model object (``_better_int8``'s), not computed again."""
     import torch
 
     from .loop import Normalizer, predict
@@ -243,7 +245,8 @@ def _evaluate_all(cfg, data: Prepared, model, quantized, other: tuple, *, device
         for prec, (fwd, pp) in models.items():
             if fwd is None:
                 continue
-            z = logits[split_name, prec] = predict(fwd, t.images, pp)
+            known = (val_logits or {}).get(fwd) if split_name == "val" else None
+            z = logits[split_name, prec] = known if known is not None else predict(fwd, t.images, pp)
             m[prec] = compute_metrics(z, y, data.classes, task=data.task, threshold=cfg.threshold)
         metrics[split_name] = m
     # one temperature per model, fitted on val, its effect measured on test (see edgerec.train.calibration)
@@ -324,10 +327,12 @@ def train(cfg: TrainConfig) -> Run:
             return Run(out, {}, cfg, result.history)
         model = _save_best(tmp / "best.pt", cfg, data, result).to(device)
         history = list(result.history)
+        val_logits: dict = {}
         quantized, other, method = _quantize(cfg, data, model, tmp, metrics, device=device, history=history,
-                                      monitor=monitor, fp32_val=result.best_val.get("accuracy"))
+                                             monitor=monitor, fp32_val=result.best_val.get("accuracy"),
+                                             val_logits=val_logits)
         model.eval()
-        metrics.update(_evaluate_all(cfg, data, model, quantized, other, device=device))
+        metrics.update(_evaluate_all(cfg, data, model, quantized, other, device=device, val_logits=val_logits))
         at_chance = _finish_metrics(metrics, monitor, chance=chance, history=history, best_epoch=result.best_epoch,
                                     data=data, method=method)
         _write_results(tmp, metrics, cfg, data)
@@ -396,7 +401,7 @@ def _save_best(path: Path, cfg: TrainConfig, data: Prepared, result):
 
 
 def _quantize(cfg: TrainConfig, data: Prepared, model, folder: Path, metrics: dict, *, device, history: list,
-              monitor, fp32_val) -> tuple:
+              monitor, fp32_val, val_logits: dict | None = None) -> tuple:
     """``(quantized, (other_method, other_graph), method)``: the int8 model saved into ``folder``, and the other
     int8 graph made (or ``(None, None)``), evaluated beside it. QAT's schedule goes into ``metrics["qat"]``.
 
@@ -417,7 +422,7 @@ def _quantize(cfg: TrainConfig, data: Prepared, model, folder: Path, metrics: di
             other, other_method = ptq_graph, "ptq"
             if cfg.qat_cfg.keep == "better":
                 metrics["int8_choice"] = choice = _better_int8(cfg, data, model, {"qat": quantized, "ptq": other},
-                                                               device=device)
+                                                               device=device, val_logits=val_logits)
                 if choice["kept"] == "ptq":
                     quantized, other, method, other_method = other, quantized, "ptq", "qat"
     if quantized is not None:
@@ -425,7 +430,7 @@ def _quantize(cfg: TrainConfig, data: Prepared, model, folder: Path, metrics: di
     return quantized, (other_method, other), method
 
 
-def _better_int8(cfg: TrainConfig, data: Prepared, model, graphs: dict, *, device) -> dict:
+def _better_int8(cfg: TrainConfig, data: Prepared, model, graphs: dict, *, device, val_logits: dict | None = None) -> dict:
     """Which int8 graph to keep: the higher validation accuracy, then the higher agreement with the fp32 model's
     answers (top-1; all labels at the threshold for multi-label), then the first graph (QAT, what was asked for)."""
     import torch
@@ -441,11 +446,13 @@ def _better_int8(cfg: TrainConfig, data: Prepared, model, graphs: dict, *, devic
     if len(data.val) == 0:
         return {"kept": next(iter(graphs)), "why": "no validation images to compare on"}
     y = data.val.targets.numpy()
-    ref = answers(predict(model, data.val.images, Normalizer(data.input_spec.mean, data.input_spec.std, device)))
+    seen = {} if val_logits is None else val_logits  # kept for _evaluate_all, which measures the same graphs on val
+    seen[model] = predict(model, data.val.images, Normalizer(data.input_spec.mean, data.input_spec.std, device))
+    ref = answers(seen[model])
     cpu = Normalizer(data.input_spec.mean, data.input_spec.std, torch.device("cpu"))
     scores = {}
     for name, gm in graphs.items():
-        z = predict(gm, data.val.images, cpu)
+        z = seen[gm] = predict(gm, data.val.images, cpu)
         acc = compute_metrics(z, y, data.classes, task=data.task, threshold=cfg.threshold)["accuracy"]
         scores[name] = {"val_agreement": float((answers(z) == ref).all(1).mean()), "val_accuracy": float(acc)}
     order = list(graphs)
