@@ -84,6 +84,18 @@ def test_openvino_rt_info_has_labels(tiny_bundle):
     assert model.get_rt_info(["model_info", "model_type"]).astype(str) == "Classification"
 
 
+@pytest.mark.parametrize("prec", ["fp32", "int8"])
+def test_openvino_ir_is_open_in_its_batch_only(tiny_bundle, prec):
+    """The image size is fixed as in ONNX and TFLite: open spatial dimensions cost OpenVINO shape work per call."""
+    import openvino as ov
+
+    a = _ok(tiny_bundle, "openvino", prec)
+    shape = ov.Core().read_model(str(tiny_bundle.dir / a.file)).input(0).get_partial_shape()
+    h, w = tiny_bundle.manifest.input.height, tiny_bundle.manifest.input.width
+    assert shape[0].is_dynamic
+    assert [d.get_length() for d in list(shape)[1:]] == [3, h, w]
+
+
 def test_archive_unpacks_to_a_verified_copy(tiny_bundle, tmp_path):
     from edgerec._archive import unpack
 

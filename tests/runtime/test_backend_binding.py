@@ -107,3 +107,23 @@ def test_litert_results_are_copies(rt_tflite_bundle):
             y2 = be.invoke(_random(be.input_shape, be.input_dtype, 1))
             np.testing.assert_array_equal(y1, kept)
             assert not np.shares_memory(y1, y2)
+
+
+def test_openvino_compiles_batch_one_fixed_and_the_open_model_when_another_batch_comes(rt_onnx_master):
+    """A model open in its batch only runs batch 1 (the camera's) on a copy fixed to batch 1, and any other batch
+    on the open model, compiled on first use; switching back and forth gives the open model's answers."""
+    m = load_manifest(rt_onnx_master)
+    art = next(a for a in m.ok_artifacts() if a.key == "onnx-fp32")
+    path = rt_onnx_master / art.file
+    plain = _plain("openvino", path, art)
+    with open_backend(path, art, backend="openvino", threads=1) as be:
+        assert be.dynamic_batch and be.input_signature[0] is None
+        assert be._compiled.input(0).get_partial_shape().is_static  # the batch-1 copy is what loaded
+        assert list(be._requests) == [1]
+        x1 = _random(be.input_shape, be.input_dtype, 0)
+        x4 = _random((4,) + tuple(be.input_shape[1:]), be.input_dtype, 1)
+        np.testing.assert_allclose(be.invoke(x1), plain(x1), rtol=1e-5, atol=1e-5)
+        assert list(be._requests) == [1]  # nothing else compiled for batch 1
+        for x in (x4, x1, x4, x1):
+            np.testing.assert_allclose(be.invoke(x), plain(x), rtol=1e-5, atol=1e-5)
+        assert sorted(be._requests, key=str) == [1, None]  # the open model, compiled once

@@ -32,16 +32,23 @@ class OpenVINOBackend(BoundInput, Backend):
             config["INFERENCE_PRECISION_HINT"] = "f32"
         try:
             model = core.read_model(str(self.path))
-            self._compiled = core.compile_model(model, dev, config)
+            self._input, self._output = model.input(0), model.output(0)
+            self.dynamic_batch = self._input.get_partial_shape()[0].is_dynamic
+            # A model open in its batch only is compiled for batch 1 first, the camera's batch: with every
+            # dimension fixed OpenVINO skips per-call shape work (a 32 px model: 0.88 -> 0.76 ms per call).
+            # Other batch sizes get the open model, compiled when one first arrives.
+            one = self._batch_one(model)
+            self._compiled = core.compile_model(one if one is not None else model, dev, config)
         except RuntimeError as exc:
             raise BackendError(
                 f"OpenVINO could not load {self.path} on {dev}: {exc}",
                 hint=f"devices here: {', '.join(core.available_devices)}",
             ) from exc
+        self._core, self._model, self._dev, self._config = core, model, dev, config
         self._request = self._compiled.create_infer_request()
-        self._input = self._compiled.input(0)
-        self._output = self._compiled.output(0)
-        self.dynamic_batch = self._input.get_partial_shape()[0].is_dynamic
+        self._fixed_one = one is not None
+        self._batch = 1 if self._fixed_one else None  # what the current request is compiled for (None: any)
+        self._requests = {self._batch: self._request}
         # Tensors bound once, in shared memory: OpenVINO reads the input in place and writes the result into a
         # buffer of ours. infer({0: x}) wraps and copies the input and builds a result dict on every call
         # (about 90 of 97 us on a tiny graph).
@@ -75,7 +82,34 @@ class OpenVINOBackend(BoundInput, Backend):
 
         return f"openvino {ov.__version__}"
 
+    def _batch_one(self, model):
+        """A copy of ``model`` fixed to batch 1 when the batch is its only open dimension, else None."""
+        import openvino as ov
+
+        shape = self._input.get_partial_shape()
+        if not self.dynamic_batch or not all(d.is_static for d in list(shape)[1:]):
+            return None
+        one = model.clone()
+        one.reshape({0: ov.PartialShape([1] + [d.get_length() for d in list(shape)[1:]])})
+        return one
+
+    def _use_request(self, key: int | None, batch: int) -> None:
+        """Make the request for ``key`` (1: the model fixed to batch 1; None: the open one) current."""
+        request = self._requests.get(key)
+        if request is None:  # the open model, compiled on first use
+            try:
+                request = self._core.compile_model(self._model, self._dev, self._config).create_infer_request()
+            except RuntimeError as exc:
+                raise BackendError(f"OpenVINO could not compile {self.path} for batch {batch}: {exc}") from exc
+            self._requests[key] = request
+        # bindings belong to a request: bind anew on the other one
+        self._request, self._batch = request, key
+        self._x = self._own = self._x_bound = self._y = None
+
     def invoke(self, x: np.ndarray) -> np.ndarray:
+        key = 1 if self._fixed_one and x.shape[0] == 1 else None
+        if key != self._batch:
+            self._use_request(key, int(x.shape[0]))
         self._stage_input(x)
         self._request.infer()
         if self._y is None:
@@ -105,4 +139,5 @@ class OpenVINOBackend(BoundInput, Backend):
     def close(self) -> None:
         self._x = self._own = self._x_bound = self._y = None
         self._request = None
-        self._compiled = None
+        self._requests = {}
+        self._compiled = self._model = self._core = None
