@@ -86,8 +86,9 @@ def baseline_backends(rev: str) -> dict[str, type]:
     import edgerec.runtime.backends as pkg
 
     out = {}
-    for name, module, cls in (("litert", "litert", "LiteRTBackend"), ("onnxruntime", "ort", "OrtBackend"),
-                              ("openvino", "ov", "OpenVINOBackend")):
+    for name, module, cls in (("litert", "litert_backend", "LiteRTBackend"),
+                              ("onnxruntime", "ort_backend", "OrtBackend"),
+                              ("openvino", "ov_backend", "OpenVINOBackend")):
         src = subprocess.run(["git", "show", f"{rev}:edgerec/runtime/backends/{module}.py"], cwd=REPO,
                              capture_output=True, text=True, check=True).stdout
         full = f"{pkg.__name__}._baseline_{module}"  # inside the package, so its relative imports resolve
