@@ -95,6 +95,8 @@ def test_capture_pull_review_train_gate_deploy(sshd_server, tmp_path, capsys):
         while len(list(collect.glob("*.json"))) < 30 and time.monotonic() < deadline:
             time.sleep(0.5)
         assert len(list(collect.glob("*.json"))) >= 30, "the board collected too few frames"
+        # the board can write all of these within --settle of the pull, which then (rightly) takes none of them
+        time.sleep(1.0)
 
         # pull (while the board keeps collecting), twice: the second brings only what is new
         field = tmp_path / "field"
