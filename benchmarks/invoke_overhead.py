@@ -6,7 +6,9 @@ prepares them) against each ecosystem's own figure for the same model file:
 
 * OpenVINO IR: ``benchmark_app -hint none -nstreams 1 -nthreads T -api sync`` (latency mode, one request; its
   ``Median`` is the request's own C++ latency, no Python in it), ``-infer_precision f32`` for fp32/fp16
-  artifacts as edgerec's backend asks, ``-data_shape`` when the model's batch is open;
+  artifacts as edgerec's backend asks; when the model's batch is open, ``-shape`` (the model fixed to the
+  input's shape, as the backend compiles a batch-1 copy) or, where the backend runs the open model,
+  ``-data_shape``;
 * TFLite: ``litert-benchmark --num_threads T`` (ships in the ``ai-edge-litert`` wheel; its ``median_ms``);
 * ONNX: a bare ``run_with_iobinding`` loop on the backend's own session, input and output bound once,
   timed in the same process, alternating with ``invoke`` in chunks (the same session: no second thread
@@ -105,13 +107,14 @@ def baseline_backends(rev: str) -> dict[str, type]:
 _UNITS = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
-def run_benchmark_app(model: Path, artifact, threads: int, runs: int, *, shape: tuple[int, ...] | None) -> dict:
+def run_benchmark_app(model: Path, artifact, threads: int, runs: int, *, shape: tuple[int, ...] | None,
+                      fixed: bool = False) -> dict:
     cmd = [str(BIN / "benchmark_app"), "-m", str(model), "-d", "CPU", "-hint", "none", "-nstreams", "1",
            "-nthreads", str(threads), "-api", "sync", "-niter", str(runs)]
     if artifact.precision in ("fp32", "fp16"):
         cmd += ["-infer_precision", "f32"]  # edgerec's backend keeps these in f32 (OpenVINO's default: bf16 on AMX)
     if shape is not None:
-        cmd += ["-data_shape", "[" + ",".join(map(str, shape)) + "]"]
+        cmd += ["-shape" if fixed else "-data_shape", "[" + ",".join(map(str, shape)) + "]"]
     out = subprocess.run(cmd, capture_output=True, text=True, env=_env(threads), check=True, preexec_fn=_pinned).stdout
 
     def grab(name):
@@ -269,7 +272,10 @@ def configurations(bundle: Path, threads: list[int], baseline: dict | None, back
                 tool, tool_name = None, "bare run_with_iobinding"
             elif backend == "openvino":
                 shape = tensors[0].shape if None in be.input_signature else None
-                tool, tool_name = functools.partial(run_benchmark_app, bundle / a.file, a, t, shape=shape), "benchmark_app"
+                # the backend runs batch 1 on a copy fixed to it: benchmark_app gets the same fixed model (-shape)
+                fixed = shape is not None and getattr(be, "_fixed_one", False) and shape[0] == 1
+                tool = functools.partial(run_benchmark_app, bundle / a.file, a, t, shape=shape, fixed=fixed)
+                tool_name = "benchmark_app"
             else:
                 tool, tool_name = functools.partial(run_litert_benchmark, bundle / a.file, t), "litert-benchmark"
                 variants["compiled_model"] = _timed(compiled_model_call(bundle / a.file, t, tensors[0]))
