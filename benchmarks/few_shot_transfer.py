@@ -61,7 +61,8 @@ def _train(data: Path, out: Path, *, weights: str, img_size: int, epochs: int, t
     run = train(cfg)
     m = run.metrics
     return {"test_accuracy": m["test"]["fp32"]["accuracy"], "val_accuracy": m["val"]["fp32"]["accuracy"],
-            "best_epoch": m["best_epoch"], "batch_size": run.config.batch_size, "seconds": round(time.perf_counter() - t0, 1),
+            "best_epoch": m["best_epoch"], "batch_size": run.config.batch_size,
+            "seconds": round(time.perf_counter() - t0, 1),
             "warnings": [w["code"] for w in m.get("warnings", [])]}
 
 

@@ -219,7 +219,8 @@ def _remap_head(state: dict, head: str, old: tuple[str, ...], new: tuple[str, ..
     return out
 
 
-def _evaluate_all(cfg, data: Prepared, model, quantized, other: tuple, *, device, val_logits: dict | None = None) -> dict:
+def _evaluate_all(cfg, data: Prepared, model, quantized, other: tuple, *, device,
+                  val_logits: dict | None = None) -> dict:
     """fp32, the kept int8 graph (``int8``) and the other one made (``int8_qat``/``int8_ptq``) on val and test.
 
     ``val_logits``: validation logits already computed, by model object (``_better_int8``'s), not computed again."""
@@ -430,7 +431,8 @@ def _quantize(cfg: TrainConfig, data: Prepared, model, folder: Path, metrics: di
     return quantized, (other_method, other), method
 
 
-def _better_int8(cfg: TrainConfig, data: Prepared, model, graphs: dict, *, device, val_logits: dict | None = None) -> dict:
+def _better_int8(cfg: TrainConfig, data: Prepared, model, graphs: dict, *, device,
+                 val_logits: dict | None = None) -> dict:
     """Which int8 graph to keep: the higher validation accuracy, then the higher agreement with the fp32 model's
     answers (top-1; all labels at the threshold for multi-label), then the first graph (QAT, what was asked for)."""
     import torch
@@ -458,7 +460,8 @@ def _better_int8(cfg: TrainConfig, data: Prepared, model, graphs: dict, *, devic
     order = list(graphs)
     kept = max(order, key=lambda n: (scores[n]["val_accuracy"], scores[n]["val_agreement"], -order.index(n)))
     log.info("int8: %s kept (%s)", kept.upper(), ", ".join(
-        f"{n.upper()} val accuracy {100 * v['val_accuracy']:.1f} %, agrees with fp32 on {100 * v['val_agreement']:.1f} %"
+        f"{n.upper()} val accuracy {100 * v['val_accuracy']:.1f} %, "
+        f"agrees with fp32 on {100 * v['val_agreement']:.1f} %"
         for n, v in scores.items()))
     return {"kept": kept, "why": "higher validation accuracy, then agreement with fp32, then QAT", **scores}
 
